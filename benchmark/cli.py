@@ -1,0 +1,60 @@
+"""The ``tower-bench`` command line. Every command is one Typer function registered on ``app``."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import registry
+
+app = typer.Typer(
+    help="tower-bench: self-supervised pretraining (TOWER and baselines) and downstream benchmarks on biomedical images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+
+
+class UserError(Exception):
+    """Bad input the user can fix; printed as one line, exit code 2."""
+
+
+@app.command()
+def methods() -> None:
+    """List pretraining methods, what they train, and their default hyper-parameters."""
+    table = Table("method", "trains", "defaults", title="pretraining methods")
+    for name in registry.METHODS:
+        cls = registry.method_class(name)
+        trains = "encoder + decoder" if cls.trains_decoder else "encoder"
+        table.add_row(name, trains, ", ".join(f"{k}={v}" for k, v in cls.hparams().items()))
+    table.add_row("random", "-", "initialisation only (fine-tuning --init random)")
+    table.add_row("imagenet", "-", "initialisation only (timm's ImageNet weights, --init imagenet)")
+    console.print(table)
+
+
+@app.command()
+def tasks() -> None:
+    """List downstream tasks with kind, modality, input size and where to get the data."""
+    table = Table("task", "kind", "modality", "size", "metric", "description", "data")
+    for name in registry.TASKS:
+        t = registry.task_class(name)
+        table.add_row(name, t.kind, t.modality, str(t.image_size), t.metric, t.description, t.source)
+    console.print(table)
+
+
+# Commands defined in other modules register here, one line each.
+
+
+def main() -> None:
+    """Entry point: known, fixable errors become one line on stderr instead of a traceback."""
+    from .tasks.base import DataError
+
+    try:
+        app()
+    except (UserError, DataError, KeyError, ValueError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"tower-bench: error: {msg}", file=sys.stderr)
+        sys.exit(2)

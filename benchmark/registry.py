@@ -1,0 +1,29 @@
+"""The one place that names every method and task: adding one is one line here plus its file.
+
+Entries are import strings so that listing names imports nothing heavy.
+"""
+from __future__ import annotations
+
+import importlib
+
+METHODS: dict[str, str] = {
+    "tower": "tower.method:Tower",
+}
+
+TASKS: dict[str, str] = {
+}
+
+
+def _load(kind: str, table: dict[str, str], name: str):
+    if name not in table:
+        raise KeyError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(table))}")
+    module, attr = table[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def method_class(name: str):
+    return _load("method", METHODS, name)
+
+
+def task_class(name: str):
+    return _load("task", TASKS, name)

@@ -1,0 +1,97 @@
+"""What a downstream task is: a data source, a kind of label, a modality and a metric.
+
+Every task yields ``Split``s of uint8 tensors; models take float images in [0, 1]. Pretraining
+sees only ``Task.pretrain_images()`` — the training split — never validation or test images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+Kind = Literal["segmentation", "binary", "multiclass", "multilabel"]
+SPLITS = ("train", "val", "test")
+
+
+class DataError(Exception):
+    """Missing or malformed data; the message names the path and the expected layout."""
+
+
+@dataclass
+class Split:
+    """One split held in memory.
+
+    images:  (N, C, H, W) uint8.
+    targets: segmentation (N, H, W) uint8 class ids; binary / multiclass (N,) int64;
+             multilabel (N, K) float32 in {0, 1}.
+    valid:   segmentation only, (N, H, W) bool: pixels that count in the metric (DRIVE's FOV).
+    ids:     one name per sample (file name, index), for error messages and leak checks.
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    valid: torch.Tensor | None = None
+    ids: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise DataError(f"Split images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.targets) != len(self.images):
+            raise DataError(f"Split has {len(self.images)} images but {len(self.targets)} targets")
+        if len(self.images) == 0:
+            raise DataError("Split is empty")
+        if self.ids is None:
+            self.ids = [str(i) for i in range(len(self.images))]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        idx = index.tolist()
+        return Split(self.images[index], self.targets[index],
+                     None if self.valid is None else self.valid[index], [self.ids[i] for i in idx])
+
+
+class Task:
+    """Subclass per data source; set the class attributes and implement ``_load``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    modality: ClassVar[str]  # fundus | xray | ct | ultrasound | pathology | dermatoscopy
+    metric: ClassVar[str]  # "dice" or "auc"
+    in_chans: ClassVar[int]
+    num_classes: ClassVar[int]  # segmentation: classes incl. background; multilabel: labels
+    image_size: ClassVar[int]  # default side length fed to the model
+    description: ClassVar[str]
+    source: ClassVar[str]  # where a user gets the data
+    layout: ClassVar[str]  # the expected files under data_root, quoted in errors
+
+    def __init__(self, data_root: str | Path | None = None, image_size: int | None = None, seed: int = 0):
+        self.data_root = Path(data_root) if data_root is not None else None
+        self.image_size = image_size or type(self).image_size
+        self.seed = seed
+        self._cache: dict[str, Split] = {}
+
+    def load(self, split: str) -> Split:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split not in self._cache:
+            self._cache[split] = self._load(split)
+        return self._cache[split]
+
+    def _load(self, split: str) -> Split:
+        raise NotImplementedError
+
+    def pretrain_images(self) -> torch.Tensor:
+        """Unlabelled images for pretraining: the training split only."""
+        return self.load("train").images
+
+    def require_root(self) -> Path:
+        if self.data_root is None or not self.data_root.exists():
+            raise DataError(
+                f"{self.name}: data folder {self.data_root} not found; pass --data-root pointing at:\n"
+                f"{self.layout}\nGet the data from {self.source}"
+            )
+        return self.data_root

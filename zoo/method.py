@@ -1,0 +1,62 @@
+"""The contract every pretraining method follows, so one loop trains them all."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .unet import UNet
+
+
+class PretrainMethod(nn.Module):
+    """A self-supervised method wrapped around a ``UNet``.
+
+    Subclasses set ``name`` and ``trains_decoder`` and implement ``views`` (random, batched, on the
+    images' device, reproducible from ``generator``) and ``loss`` (a deterministic function of
+    images and views). Keeping the two apart lets a distributed run be checked against one
+    process: draw the views of the global batch once, give each rank its slice.
+    """
+
+    name: ClassVar[str]
+    trains_decoder: ClassVar[bool] = False
+
+    def __init__(self, net: UNet, modality: str = "generic"):
+        super().__init__()
+        self.net = net
+        self.modality = modality
+        if not self.trains_decoder:
+            # Encoder-only methods leave decoder and head untouched: no gradient, no optimizer state,
+            # and DDP does not wait for gradients that never come.
+            net.decoder.requires_grad_(False)
+            net.head.requires_grad_(False)
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"loss": total, ...named parts to log}``; images are float in [0, 1]."""
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return self.loss(images, self.views(images, generator))
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step (EMA teachers, queues)."""
+
+    def export(self) -> UNet:
+        """The network that gets published: the U-Net without method-only heads or teachers."""
+        return self.net
+
+    @classmethod
+    def hparams(cls) -> dict[str, Any]:
+        """Default hyper-parameters, read from ``__init__``'s signature (shown by ``tower-bench methods``)."""
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is nn.Module or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name not in ("self", "net") and p.default is not inspect.Parameter.empty:
+                    out[p.name] = p.default
+        return out
