@@ -137,3 +137,18 @@ def test_global_batchnorm_on_cpu_equals_batchnorm_on_the_global_batch():
     # per-rank mean of a half batch: gradient of the global mean is the average over ranks
     assert torch.allclose((out[0]["grad"] + out[1]["grad"]) / 2, net[0].weight.grad, atol=1e-5)
     assert torch.allclose(out[0]["running"], net[1].running_var, atol=1e-6)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from zoo.io import atomic_write, atomic_write_text, stable_hash
+
+    target = atomic_write_text(tmp_path / "a.json", "old")
+
+    def boom(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, boom)
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1}) != stable_hash({"a": 2, "b": [1, 2]})
