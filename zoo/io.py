@@ -46,3 +46,13 @@ def canonical_json(obj: Any) -> str:
 def stable_hash(obj: Any, length: int = 12) -> str:
     """Hash of a JSON-able configuration, independent of key order: names what produced a result."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+def package_version() -> str:
+    """tower-bench's installed version, stamped on weights and results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tower-bench")
+    except PackageNotFoundError:
+        return "0+unknown"
