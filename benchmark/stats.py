@@ -1,0 +1,109 @@
+"""Summaries and significance tests over seeds, the way the paper's tables report them.
+
+The reference code had no p-value code at all; the paper marks rows by p-value vs TOWER
+(Table 1: * p<0.005, ** p<0.001, *** p<0.0001). Everything here is plain numbers in, numbers out.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Mapping, NamedTuple, Sequence, Union
+
+import numpy as np
+from scipy import stats as sps
+
+PAPER_THRESHOLDS = (0.005, 0.001, 0.0001)  # Table 1's caption
+
+# Seed -> value (pairs by seed) or plain values (unpaired).
+Values = Union[Mapping[int, float], Sequence[float]]
+
+
+class Summary(NamedTuple):
+    """mean, sample std (ddof=1), n, and the half-width of the 95% t-interval (mean ± ci)."""
+
+    mean: float
+    std: float
+    n: int
+    ci: float
+
+
+class Comparison(NamedTuple):
+    """p-value of a two-sided t-test, which test gave it, and why it is NaN when it is."""
+
+    p: float
+    test: str  # "paired" | "welch" | "none"
+    note: str = ""
+
+
+def _array(values: Values) -> np.ndarray:
+    v = values.values() if isinstance(values, Mapping) else values
+    return np.asarray(list(v), dtype=np.float64)
+
+
+def summarize(values: Values, confidence: float = 0.95) -> Summary:
+    """Mean ± std over seeds with a t confidence interval; std and ci are NaN below two values."""
+    x = _array(values)
+    n = len(x)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0, math.nan)
+    mean = float(x.mean())
+    if n < 2:
+        return Summary(mean, math.nan, 1, math.nan)
+    std = float(x.std(ddof=1))
+    ci = float(sps.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
+    return Summary(mean, std, n, ci)
+
+
+def compare(a: Values, b: Values, paired: bool | None = None) -> Comparison:
+    """Two-sided t-test of ``a`` vs ``b``: paired by seed, or Welch's (unequal variances).
+
+    paired=None pairs when both are seed->value mappings over the same seeds; paired=True
+    requires that (a clear error otherwise); paired=False always uses Welch's test.
+    """
+    same_seeds = isinstance(a, Mapping) and isinstance(b, Mapping) and set(a) == set(b)
+    if paired is None:
+        paired = same_seeds
+    elif paired and not same_seeds:
+        if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+            raise ValueError("compare: paired=True needs seed -> value mappings for both sides")
+        raise ValueError(f"compare: paired=True but seeds differ: only in a {sorted(set(a) - set(b))}, "
+                         f"only in b {sorted(set(b) - set(a))}")
+    if paired:
+        seeds = sorted(a)
+        x, y = np.array([a[s] for s in seeds], float), np.array([b[s] for s in seeds], float)
+    else:
+        x, y = _array(a), _array(b)
+    test = "paired" if paired else "welch"
+    if min(len(x), len(y)) < 2:
+        return Comparison(math.nan, "none", f"n<2 (n={len(x)} vs {len(y)}): no test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # zero variance: scipy warns and returns NaN
+        result = sps.ttest_rel(x, y) if paired else sps.ttest_ind(x, y, equal_var=False)
+    p = float(result.pvalue)
+    return Comparison(p, test, "" if math.isfinite(p) else "zero variance: no test")
+
+
+def stars(p: float, thresholds: Sequence[float] = PAPER_THRESHOLDS) -> str:
+    """One star per threshold that ``p`` is strictly below; "" for NaN or not significant."""
+    if list(thresholds) != sorted(thresholds, reverse=True):
+        raise ValueError(f"stars: thresholds must be decreasing, got {tuple(thresholds)}")
+    if p is None or not math.isfinite(p):
+        return ""
+    return "*" * sum(p < t for t in thresholds)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order (step-down, made monotone, capped at 1).
+
+    NaNs stay NaN and do not count towards the number of hypotheses.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    order = idx[np.argsort(p[idx], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()

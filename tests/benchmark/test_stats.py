@@ -1,0 +1,65 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from benchmark.stats import compare, holm, stars, summarize
+
+
+def test_summarize_matches_numpy_and_t_interval():
+    x = [80.0, 81.0, 82.5, 79.5]
+    s = summarize(x)
+    assert s.mean == pytest.approx(np.mean(x))
+    assert s.std == pytest.approx(np.std(x, ddof=1))
+    assert s.n == 4
+    lo, hi = sps.t.interval(0.95, 3, loc=np.mean(x), scale=sps.sem(x))
+    assert s.ci == pytest.approx((hi - lo) / 2)
+    assert summarize({0: 1.0, 1: 3.0}).mean == 2.0
+
+
+def test_summarize_small_n():
+    one = summarize([5.0])
+    assert one.mean == 5.0 and one.n == 1 and math.isnan(one.std) and math.isnan(one.ci)
+    assert summarize([]).n == 0 and math.isnan(summarize([]).mean)
+
+
+def test_compare_welch_and_paired_by_seed():
+    a, b = {0: 80.0, 1: 81.0, 2: 82.5}, {0: 70.0, 1: 71.5, 2: 71.0}
+    welch = compare(list(a.values()), list(b.values()))
+    assert welch.test == "welch"
+    assert welch.p == pytest.approx(sps.ttest_ind([80, 81, 82.5], [70, 71.5, 71], equal_var=False).pvalue)
+    paired = compare(a, b)  # same seeds -> paired automatically
+    assert paired.test == "paired"
+    assert paired.p == pytest.approx(sps.ttest_rel([80, 81, 82.5], [70, 71.5, 71]).pvalue)
+    assert paired.p != pytest.approx(welch.p)
+    # pairing follows seeds, not insertion order
+    shuffled = {2: 71.0, 0: 70.0, 1: 71.5}
+    assert compare(a, shuffled).p == pytest.approx(paired.p)
+    assert compare(a, b, paired=False).test == "welch"
+
+
+def test_compare_seed_mismatch_and_small_n():
+    a, b = {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.0, 1: 2.5, 5: 2.0}
+    assert compare(a, b).test == "welch"
+    with pytest.raises(ValueError, match=r"only in a \[2\], only in b \[5\]"):
+        compare(a, b, paired=True)
+    c = compare([1.0], [2.0, 3.0])
+    assert math.isnan(c.p) and "n<2" in c.note and stars(c.p) == ""
+
+
+def test_stars_thresholds():
+    assert [stars(p) for p in (0.01, 0.004, 0.0009, 0.00009, 0.005)] == ["", "*", "**", "***", ""]
+    assert stars(0.03, thresholds=(0.05, 0.01)) == "*"
+    assert stars(float("nan")) == ""
+    with pytest.raises(ValueError, match="decreasing"):
+        stars(0.01, thresholds=(0.001, 0.01))
+
+
+def test_holm_hand_computed():
+    # sorted: 0.01*4=0.04, 0.02*3=0.06, 0.03*2=0.06 (monotone), 0.04*1 -> max(0.06, 0.04)=0.06
+    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([0.01, float("nan"), 0.04])  # NaN is not a hypothesis: m = 2
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
+    assert holm([]) == []
