@@ -8,6 +8,10 @@ import importlib
 
 METHODS: dict[str, str] = {
     "tower": "tower.method:Tower",
+    "simclr": "baselines.simclr:SimCLR",
+    "byol": "baselines.byol:BYOL",
+    "moco": "baselines.moco:MoCo",
+    "genesis": "baselines.genesis:ModelGenesis",
 }
 
 TASKS: dict[str, str] = {

@@ -1,0 +1,48 @@
+"""BYOL (Grill et al. 2020): an online network predicts an EMA target's projection of another view."""
+from __future__ import annotations
+
+import torch
+
+from zoo import PretrainMethod, UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
+
+from .augment import ClassicAugment
+from .teacher import MomentumEncoder
+
+
+class BYOL(PretrainMethod):
+    """Online: encoder -> projector -> predictor. Target: EMA of encoder + projector, no gradient.
+
+    The loss is symmetrised as in the paper: the prediction of view 1 regresses the target's
+    projection of view 2 and vice versa, each term ``2 - 2 cos`` averaged over the batch, summed.
+    The target runs in train mode (batch statistics, global under the loop's BatchNorm). Its
+    momentum follows BYOL's cosine schedule from ``base_momentum`` to 1, set in ``after_step``.
+    """
+
+    name = "byol"
+    trains_decoder = False
+
+    def __init__(self, net: UNet, modality: str = "generic", *, base_momentum: float = 0.996,
+                 hidden_dim: int = 4096, out_dim: int = 256, augment: ClassicAugment | None = None):
+        super().__init__(net, modality)
+        if not 0 <= base_momentum <= 1:
+            raise ValueError(f"base_momentum must be in [0, 1], got {base_momentum}")
+        self.base_momentum = base_momentum
+        self.momentum = base_momentum  # the value the last target update used
+        self.projector = projection_head(net.num_features, hidden_dim, out_dim)
+        self.predictor = prediction_head(out_dim, hidden_dim)
+        self.target = MomentumEncoder(net, self.projector)
+        self.augment = augment if augment is not None else ClassicAugment()
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return self.augment.pair(images, generator)
+
+    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        both = torch.cat([views["view1"], views["view2"]])
+        p1, p2 = self.predictor(self.projector(self.net.forward_pooled(both))).chunk(2)
+        with torch.no_grad():
+            t1, t2 = self.target(both).chunk(2)
+        return {"loss": cosine_regression(p1, t2) + cosine_regression(p2, t1)}
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.momentum = cosine_momentum(step, total_steps, self.base_momentum)
+        self.target.update(self.net, self.projector, self.momentum)

@@ -1,0 +1,87 @@
+"""MoCo v2 (Chen et al. 2020): InfoNCE against an EMA key encoder and a queue of past keys.
+
+Design notes:
+- BatchNorm: no shuffle-BN. The pretraining loop turns every BatchNorm into a global
+  (cross-rank) one, for queries and keys alike (the key encoder runs in train mode). A query and
+  its positive key then no longer share the statistics of a small per-GPU sub-batch, the signal
+  shuffle-BN was invented to hide (SyncBN is the usual alternative, as in MoCo v3). It also keeps
+  a run on N ranks exactly the 1-process loss on the global batch, which shuffle-BN would not.
+- The loss is MoCo v2's, not symmetrised (MoCo v3 symmetrises): view 1 is the query, view 2 the key.
+- ``loss`` is a pure function of (images, views): the keys it computes are only stashed, and
+  ``after_step`` moves the key encoder and enqueues the keys gathered from every rank (rank
+  order), so every rank holds the same queue.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zoo import MLPHead, PretrainMethod, UNet, info_nce_with_negatives
+from zoo.distributed import gather_no_grad
+
+from .augment import ClassicAugment
+from .teacher import MomentumEncoder
+
+
+class MoCo(PretrainMethod):
+    """Query encoder + MLP projector (v2's 2048-ReLU-128, no BN); key encoder = EMA copy."""
+
+    name = "moco"
+    trains_decoder = False
+
+    def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
+                 queue_size: int = 4096, hidden_dim: int = 2048, out_dim: int = 128,
+                 augment: ClassicAugment | None = None):
+        super().__init__(net, modality)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be positive, got {queue_size}")
+        self.temperature = temperature
+        self.momentum = momentum
+        self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)
+        self.key_encoder = MomentumEncoder(net, self.projector)
+        self.augment = augment if augment is not None else ClassicAugment()
+        # Buffers: saved with checkpoints (a resumed run keeps its negatives) and moved with .to().
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self._pending_keys: list[torch.Tensor] = []
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return self.augment.pair(images, generator)
+
+    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        q = self.projector(self.net.forward_pooled(views["view1"]))
+        with torch.no_grad():
+            k = F.normalize(self.key_encoder(views["view2"]), dim=1)
+        if self.training:
+            # Every training forward's keys are enqueued at the next after_step (several with
+            # gradient accumulation); evaluation forwards leave the queue alone.
+            self._pending_keys.append(k)
+        return {"loss": info_nce_with_negatives(q, k, self.queue, self.temperature)}
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write ``keys`` (N, D) at the pointer, wrapping around; the oldest keys are overwritten."""
+        size, dim = self.queue.shape
+        if keys.ndim != 2 or keys.shape[1] != dim:
+            raise ValueError(f"keys must be (N, {dim}), got {tuple(keys.shape)}")
+        n = keys.shape[0]
+        if n > size:
+            raise ValueError(
+                f"MoCo queue_size ({size}) is smaller than the global batch of keys ({n}); "
+                f"use queue_size >= global batch size"
+            )
+        idx = (self.queue_ptr + torch.arange(n, device=self.queue.device)) % size
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Move the key encoder (MoCo does this before the next keys: the same thing), then
+        enqueue this step's keys from all ranks."""
+        self.key_encoder.update(self.net, self.projector, self.momentum)
+        pending, self._pending_keys = self._pending_keys, []
+        for keys in pending:
+            self.enqueue(gather_no_grad(keys))

@@ -1,0 +1,36 @@
+"""SimCLR (Chen et al. 2020): NT-Xent between two augmented views, negatives from every rank."""
+from __future__ import annotations
+
+import torch
+
+from zoo import PretrainMethod, UNet, info_nce, projection_head
+
+from .augment import ClassicAugment
+
+
+class SimCLR(PretrainMethod):
+    """Encoder + projection head on pooled features; the decoder is not trained.
+
+    Both views go through the encoder as one batch, so BatchNorm (global under the pretraining
+    loop) normalises over all 2N views as in SimCLR. ``temperature`` 0.1 is the paper's (TOWER
+    uses the same NT-Xent), the head is the paper's 2048-2048-128 MLP.
+    """
+
+    name = "simclr"
+    trains_decoder = False
+
+    def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.1,
+                 hidden_dim: int = 2048, out_dim: int = 128, augment: ClassicAugment | None = None):
+        super().__init__(net, modality)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.projector = projection_head(net.num_features, hidden_dim, out_dim)
+        self.augment = augment if augment is not None else ClassicAugment()
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return self.augment.pair(images, generator)
+
+    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        z1, z2 = self.projector(self.net.forward_pooled(torch.cat([views["view1"], views["view2"]]))).chunk(2)
+        return {"loss": info_nce(z1, z2, self.temperature)}
