@@ -1,0 +1,152 @@
+"""Typed run configurations and the named budgets (smoke / cpu / paper), kept in one place.
+
+A configuration is printed at the start of a run, stored with its outputs and hashed, so a
+published weight or leaderboard row names exactly what produced it. Fields that cannot change
+the result (where files go, thread counts, checkpoint cadence) stay out of the hash.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.io import stable_hash
+
+
+@dataclass(frozen=True)
+class Optim:
+    """Batch size (global, over all ranks) and peak learning rate of one phase."""
+
+    batch_size: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big a run is. Same code for every budget, only these numbers change.
+
+    The paper tunes batch size and lr by task kind (PAPER.md: Adam + cosine; pretraining batch
+    128 / lr 1e-3 for classification, batch 32 / lr 1e-2 for segmentation), hence two ``Optim``s.
+    Fine-tuning fields belong here too (added by the fine-tune protocol) so that a budget name
+    means the same sizes for both phases.
+    """
+
+    name: str
+    description: str
+    encoder: str
+    decoder_channels: tuple[int, ...] | None  # None: UNet's default
+    image_size: int | None  # None: the task's own input size
+    pretrain_epochs: int
+    pretrain_classification: Optim
+    pretrain_segmentation: Optim
+    pretrain_min_steps: int = 0  # a floor for tiny data sets (DRIVE: 20 images = 1 step per epoch)
+    pretrain_max_steps: int | None = None
+
+    def pretrain_optim(self, kind: str) -> Optim:
+        return self.pretrain_segmentation if kind == "segmentation" else self.pretrain_classification
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        name="smoke", description="seconds on CPU: checks that everything runs, trains nothing useful",
+        encoder="test_resnet", decoder_channels=(32, 32, 16, 16, 8), image_size=32,
+        pretrain_epochs=1, pretrain_max_steps=2,
+        pretrain_classification=Optim(8, 1e-3), pretrain_segmentation=Optim(8, 1e-3),
+    ),
+    "cpu": Budget(
+        name="cpu", description="minutes on a 2-core CPU: small encoder and images, a few epochs",
+        encoder="resnet18", decoder_channels=None, image_size=64,
+        pretrain_epochs=5, pretrain_min_steps=100,
+        # The paper's segmentation lr 1e-2 is tuned for long runs; short ones are more stable at 1e-3.
+        pretrain_classification=Optim(32, 1e-3), pretrain_segmentation=Optim(32, 1e-3),
+    ),
+    "paper": Budget(
+        name="paper", description="the paper's protocol: ResNet-50, task input size, Adam + cosine",
+        encoder="resnet50", decoder_channels=None, image_size=None,
+        # The paper gives no pretraining epochs. Our choice: 100 epochs (SimCLR/MoCo-style
+        # schedules on data sets of this size), with a floor of 2,000 steps so that tiny
+        # training splits (DRIVE: 20 images) still see a meaningful number of updates.
+        pretrain_epochs=100, pretrain_min_steps=2000,
+        pretrain_classification=Optim(128, 1e-3), pretrain_segmentation=Optim(32, 1e-2),
+    ),
+}
+
+
+def budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise KeyError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
+# Fields that change where or how fast a run goes, not what it computes.
+_UNHASHED = frozenset({"out", "data_root", "checkpoint_every", "threads", "device", "deterministic"})
+
+
+@dataclass
+class PretrainConfig:
+    """One pretraining run. ``batch_size`` is global: split evenly over the ranks."""
+
+    method: str = "tower"
+    hparams: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
+    task: str = "synth-fundus"
+    data_root: str | None = None
+    encoder: str = "resnet50"
+    decoder_channels: tuple[int, ...] | None = None
+    image_size: int | None = None  # None: the task's (or the given images') size
+    epochs: int = 100
+    min_steps: int = 0
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # linear warm-up, then cosine decay to 0
+    seed: int = 0
+    bf16: bool | None = None  # None: on CUDA only
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: bool = False
+    deterministic: bool = False
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at the end
+    threads: int | None = None  # CPU threads per process; None: torch's default
+    device: str | None = None  # None: cuda (the local rank's) when available, else cpu
+    out: str | None = None  # None: runs/pretrain/<method>-<task>-<hash>
+
+    def __post_init__(self) -> None:
+        if self.decoder_channels is not None:
+            self.decoder_channels = tuple(self.decoder_channels)
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PretrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["decoder_channels"] is not None:
+            d["decoder_channels"] = list(d["decoder_channels"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PretrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PretrainConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def hash(self) -> str:
+        return stable_hash({k: v for k, v in self.to_dict().items() if k not in _UNHASHED})
+
+    def replace(self, **changes: Any) -> "PretrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_budget(cls, name: str, kind: str, **overrides: Any) -> "PretrainConfig":
+        """The budget's sizes for a task of ``kind``; ``overrides`` that are None are ignored."""
+        b = budget(name)
+        optim = b.pretrain_optim(kind)
+        base = dict(
+            encoder=b.encoder, decoder_channels=b.decoder_channels, image_size=b.image_size,
+            epochs=b.pretrain_epochs, min_steps=b.pretrain_min_steps, max_steps=b.pretrain_max_steps,
+            batch_size=optim.batch_size, lr=optim.lr,
+        )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)

@@ -1,0 +1,530 @@
+"""The one pretraining loop for every method: views -> loss -> Adam + cosine -> checkpoint -> export.
+
+Single process::
+
+    tower-bench pretrain --method tower --task drive --data-root DATA/DRIVE --budget paper
+
+Several GPUs on one machine (``--gpus N`` re-launches the command under torchrun)::
+
+    tower-bench pretrain --method tower --task drive --gpus 4
+
+Several machines: start the same command on every node under torchrun yourself::
+
+    torchrun --nnodes 2 --nproc-per-node 8 --node-rank $NODE_RANK \\
+        --rdzv-backend c10d --rdzv-endpoint $HEAD_NODE:29500 \\
+        -m benchmark.pretrain --method tower --task chexpert --data-root DATA/CheXpert --out runs/x
+
+``--batch-size`` is the global batch, split evenly over the ranks; BatchNorm uses global-batch
+statistics and contrastive negatives are gathered from all ranks, so N processes compute the
+same loss and gradients as one. A killed run continues exactly with ``--resume``.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+import typer
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from zoo import PretrainMethod, UNet, convert_sync_batchnorm
+from zoo.io import atomic_write, atomic_write_text
+
+from . import registry
+from .config import BUDGETS, PretrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+EXPORT = "export"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; nothing was saved, the last good checkpoint stays."""
+
+
+# ----------------------------------------------------------------------------- process set-up
+
+def tune_malloc() -> bool:
+    """Keep glibc from handing big tensor buffers back to the kernel after every step.
+
+    Measured on CPU: +12-51% U-Net throughput at 224-512 px (shared/README.md). No-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+@contextmanager
+def _torch_settings(cfg: PretrainConfig) -> Iterator[None]:
+    """Thread count and deterministic mode for the run, restored afterwards (tests share a process)."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _launched_by_torchrun() -> bool:
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def _init_distributed(cfg: PretrainConfig) -> tuple[torch.device, bool]:
+    """The device of this rank; initialises the process group under torchrun (NCCL on CUDA, gloo on CPU).
+
+    Returns whether this call created the group (and so must destroy it).
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if cfg.device:
+        device = torch.device(cfg.device)
+    else:
+        device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    created = False
+    if _launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        created = True
+    return device, created
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# ----------------------------------------------------------------------------- pieces the tests reuse
+
+class LossStep(nn.Module):
+    """What DDP wraps: ``forward(images, views) = method.loss``.
+
+    Views are drawn outside the DDP forward, so a test can draw the global batch's views once
+    and hand each rank its slice, and check N ranks against one process through this same path.
+    """
+
+    def __init__(self, method: PretrainMethod):
+        super().__init__()
+        self.method = method
+
+    def forward(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.method.loss(images, views)
+
+
+def distribute(method: PretrainMethod, device: torch.device,
+               channels_last: bool = False) -> tuple[PretrainMethod, nn.Module]:
+    """(method on ``device``, the module to call for the loss: DDP(LossStep) when distributed).
+
+    BatchNorm becomes global-batch BatchNorm first; conversion creates new parameters, so the
+    optimizer must be built from the returned method.
+    """
+    distributed = _rank_world()[1] > 1
+    if distributed:
+        method = convert_sync_batchnorm(method, device)
+    method = method.to(device, memory_format=torch.channels_last) if channels_last else method.to(device)
+    if not distributed:
+        return method, LossStep(method)
+    ids = [device.index] if device.type == "cuda" else None
+    return method, DistributedDataParallel(LossStep(method), device_ids=ids, broadcast_buffers=False)
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """A method's tunable hyper-parameters; ``modality`` is not one: it comes from the task."""
+    return {k: v for k, v in registry.method_class(name).hparams().items() if k != "modality"}
+
+
+def build_method(cfg: PretrainConfig, in_chans: int, modality: str) -> PretrainMethod:
+    """The method around a fresh UNet, initialised from ``cfg.seed`` (identical on every rank)."""
+    cls = registry.method_class(cfg.method)
+    defaults = method_defaults(cfg.method)
+    unknown = set(cfg.hparams) - set(defaults)
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {', '.join(sorted(unknown))} for method {cfg.method!r}; "
+            f"valid: {', '.join(defaults) or 'none'}"
+        )
+    torch.manual_seed(cfg.seed)
+    kwargs = {"decoder_channels": cfg.decoder_channels} if cfg.decoder_channels else {}
+    net = UNet(cfg.encoder, in_chans, in_chans, **kwargs)
+    return cls(net, modality=modality, **cfg.hparams)
+
+
+def cosine_lr(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the peak lr: linear warm-up over ``warmup`` steps, then a half cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
+
+
+def plan(n_images: int, cfg: PretrainConfig, world: int) -> tuple[int, int, int]:
+    """(global batch, steps per epoch, total steps). The last incomplete batch of an epoch is dropped.
+
+    A training split smaller than the batch (DRIVE: 20 images, paper batch 32) trains on batches of
+    all its images instead of none, rounded down to a multiple of the world size.
+    """
+    if cfg.batch_size % world:
+        raise ValueError(f"--batch-size {cfg.batch_size} is global and must be divisible by the {world} processes")
+    batch = min(cfg.batch_size, n_images - n_images % world)
+    if batch < world:
+        raise ValueError(f"{n_images} training images cannot fill one image per process on {world} processes")
+    per_epoch = n_images // batch
+    total = max(cfg.epochs * per_epoch, cfg.min_steps)
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    return batch, per_epoch, total
+
+
+# ----------------------------------------------------------------------------- data
+
+def load_images(cfg: PretrainConfig) -> tuple[torch.Tensor, str]:
+    """(uint8 training images, modality) of ``cfg.task``: the training split only."""
+    task = registry.task_class(cfg.task)(data_root=cfg.data_root, image_size=cfg.image_size, seed=cfg.seed)
+    return task.pretrain_images(), task.modality
+
+
+class Batches:
+    """This rank's slice of each global batch, drawn from a seeded per-epoch permutation.
+
+    The permutation generator is the same on all ranks, so their slices are disjoint. Small
+    data sets live on the accelerator; big ones are copied per batch from pinned memory.
+    """
+
+    def __init__(self, images: torch.Tensor, batch: int, per_epoch: int, seed: int, device: torch.device,
+                 image_size: int | None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"pretraining images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        self.rank, self.world = _rank_world()
+        self.batch, self.per_epoch, self.device = batch, per_epoch, device
+        self.size = image_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm: torch.Tensor | None = None
+        self.perm_epoch = -1
+        on_device = device.type == "cuda" and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
+        self.images = images.to(device) if on_device else images
+        self.pin = device.type == "cuda" and not on_device
+
+    def get(self, step: int) -> torch.Tensor:
+        """Float images in [0, 1] on the device for global step ``step``."""
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self.perm_epoch:
+            self.perm = torch.randperm(len(self.images), generator=self.generator)
+            self.perm_epoch = epoch
+        share = self.batch // self.world
+        start = i * self.batch + self.rank * share
+        idx = self.perm[start : start + share]
+        x = self.images[idx.to(self.images.device)]
+        if self.pin:
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True).float().div_(255)
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                                antialias=True, align_corners=False).clamp_(0, 1)
+        return x
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "perm": self.perm, "perm_epoch": self.perm_epoch}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm, self.perm_epoch = state["perm"], state["perm_epoch"]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def _rng_state(view_gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state(), "views": view_gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], view_gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    view_gen.set_state(state["views"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _gather_rng(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Every rank's RNG states (each rank draws its own views), for rank 0 to store."""
+    rank, world = _rank_world()
+    if world == 1:
+        return [state]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, state)
+    return out
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto]
+
+
+def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def default_out(cfg: PretrainConfig) -> Path:
+    return Path("runs") / "pretrain" / f"{cfg.method}-{cfg.task}-{cfg.hash()}"
+
+
+def resolve(cfg: PretrainConfig, image_size: int) -> PretrainConfig:
+    """Fill in what defaults stood for (method hyper-parameters, image size), so the hash names the run."""
+    return cfg.replace(hparams={**method_defaults(cfg.method), **cfg.hparams}, image_size=image_size)
+
+
+def pretrain(cfg: PretrainConfig, *, images: torch.Tensor | None = None, modality: str | None = None,
+             resume: bool = False, progress: bool = True) -> Path:
+    """Pretrain ``cfg.method`` on ``images`` (uint8 (N, C, H, W); default: ``cfg.task``'s training split).
+
+    Returns the folder of the exported U-Net (``zoo.hub.from_pretrained`` loads it). Under torchrun
+    every rank calls this; only rank 0 writes files and prints.
+    """
+    tune_malloc()
+    device, created_group = _init_distributed(cfg)
+    try:
+        with _torch_settings(cfg):
+            return _pretrain(cfg, device, images, modality, resume, progress)
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | None, modality: str | None,
+              resume: bool, progress: bool) -> Path:
+    rank, world = _rank_world()
+    if images is None:
+        images, task_modality = load_images(cfg)
+        modality = modality or task_modality
+    modality = modality or "generic"
+    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]))
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    batch, per_epoch, total = plan(len(images), cfg, world)
+    cuda = device.type == "cuda"
+    bf16 = cuda if cfg.bf16 is None else cfg.bf16
+    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+
+    say = _printer(rank == 0 and progress)
+    say(f"pretrain config (hash {cfg.hash()}):\n{json.dumps(cfg.to_dict(), indent=2)}")
+    say(f"{len(images)} images, global batch {batch} on {world} process(es), {per_epoch} steps/epoch, "
+        f"{total} steps, device {device}, bf16={bf16}, channels_last={channels_last} -> {out}")
+
+    method, step_fn = distribute(build_method(cfg, int(images.shape[1]), modality), device, channels_last)
+    if cfg.compile:
+        method.net.compile()
+    params = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, cfg.warmup_steps))
+    view_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + rank)
+    batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
+
+    ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
+    step, rows = 0, []
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt["config_hash"] != cfg.hash():
+            raise ValueError(f"{ckpt_path} belongs to config {ckpt['config_hash']}, not {cfg.hash()}; "
+                             "resume with the same settings or choose another --out")
+        if len(ckpt["rng"]) != world:
+            raise ValueError(f"{ckpt_path} was written by {len(ckpt['rng'])} process(es); resume with the same number")
+        method.load_state_dict(ckpt["method"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        batches.load_state(ckpt["batches"])
+        _set_rng_state(ckpt["rng"][rank], view_gen, device)
+        step = ckpt["step"]
+        rows = _read_metrics(metrics_path, step)
+        say(f"resumed from step {step}")
+    elif resume:
+        say(f"no checkpoint in {out}; starting from step 0")
+
+    def save() -> None:
+        rng = _gather_rng(_rng_state(view_gen, device))
+        if rank != 0:
+            return
+        state = {
+            "step": step, "config_hash": cfg.hash(), "config": cfg.to_dict(),
+            "method": method.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "batches": batches.state(), "rng": rng,
+        }
+        _write_metrics(metrics_path, rows)  # first: a resume drops rows past the checkpoint's step
+        atomic_write(ckpt_path, lambda p: torch.save(state, p))
+
+    method.train()
+    with _progress(rank == 0 and progress, total, step) as advance:
+        while step < total:
+            t0 = time.perf_counter()
+            x = batches.get(step)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                views = method.views(x, view_gen)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                parts = step_fn(x, views)
+            logged = _mean_over_ranks({k: v.detach().float() for k, v in parts.items()})
+            if not all(math.isfinite(v) for v in logged.values()):
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step + 1} ({shown}); nothing saved, "
+                    f"last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none'}"
+                )
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            method.after_step(step, total)
+            step += 1
+            speed = batch / (time.perf_counter() - t0)
+            rows.append({"step": step, "epoch": (step - 1) // per_epoch, "lr": lr, **logged, "images_per_s": speed})
+            advance(logged["loss"], speed)
+            if step % cfg.checkpoint_every == 0 or step == total:
+                save()
+
+    if rank != 0:
+        return out / EXPORT
+    from zoo.hub import save_pretrained  # lazy: the loop does not depend on hub until it exports
+
+    info = {"config": cfg.to_dict(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
+            "steps": total, "global_batch": batch, "world_size": world,
+            "final_loss": rows[-1]["loss"] if rows else None}
+    cls = type(method)
+    path = Path(save_pretrained(method.export(), out / EXPORT, method=cfg.method,
+                                trains_decoder=cls.trains_decoder, pretrain=info))
+    say(f"exported {path}")
+    return path
+
+
+def _mean_over_ranks(parts: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Loss parts averaged over ranks: the global-batch loss, and the same NaN verdict on every rank."""
+    names = sorted(parts)
+    v = torch.stack([parts[k] for k in names])
+    if _rank_world()[1] > 1:
+        dist.all_reduce(v)
+        v /= _rank_world()[1]
+    return dict(zip(names, v.tolist()))
+
+
+def _printer(enabled: bool):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return (lambda msg: console.print(msg, highlight=False, markup=False)) if enabled else (lambda msg: None)
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, start: int):
+    """A rich progress bar with loss, images/s and ETA; yields ``advance(loss, images_per_s)``."""
+    if not enabled:
+        yield lambda loss, speed: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} img/s"),
+                  TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task("pretrain", total=total, completed=start, loss="-", speed="-")
+        yield lambda loss, speed: bar.update(task, advance=1, loss=f"{loss:.4f}", speed=f"{speed:.1f}")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _parse_hparams(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--hparam expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _relaunch(nproc: int) -> None:
+    """Run this same command under torchrun with ``nproc`` processes on this machine."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--gpus":
+            skip = True
+        elif not a.startswith("--gpus="):
+            args.append(a)
+    if args and args[0] == "pretrain":
+        args = args[1:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "benchmark.pretrain", *args]
+    raise SystemExit(subprocess.call(cmd))
+
+
+def pretrain_command(
+    method: str = typer.Option("tower", help="pretraining method (tower-bench methods)"),
+    task: str = typer.Option("synth-fundus", help="task whose training split is pretrained on (tower-bench tasks)"),
+    budget: str = typer.Option("paper", help=f"size preset: {', '.join(BUDGETS)}"),
+    encoder: Optional[str] = typer.Option(None, help="timm encoder (default: the budget's)"),
+    epochs: Optional[int] = typer.Option(None, help="epochs (default: the budget's)"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
+    batch_size: Optional[int] = typer.Option(None, help="GLOBAL batch size, split over processes"),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate (Adam, cosine decay)"),
+    image_size: Optional[int] = typer.Option(None, help="input side length (default: the budget's or the task's)"),
+    hparam: list[str] = typer.Option([], help="method hyper-parameter KEY=VALUE (repeatable)"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the task's data"),
+    out: Optional[str] = typer.Option(None, help="run folder (default runs/pretrain/<method>-<task>-<hash>)"),
+    resume: bool = typer.Option(False, help="continue from OUT/checkpoint.pt"),
+    seed: int = typer.Option(0, help="seed of initialisation, batches and views"),
+    deterministic: bool = typer.Option(False, help="deterministic algorithms (slower on CUDA)"),
+    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints"),
+    bf16: Optional[bool] = typer.Option(None, help="bf16 autocast (default: on CUDA)"),
+    compile: bool = typer.Option(False, help="torch.compile the U-Net"),
+    gpus: int = typer.Option(1, help="processes on this machine (one per GPU; gloo processes on CPU)"),
+) -> None:
+    """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
+    if gpus > 1 and not _launched_by_torchrun():
+        _relaunch(gpus)
+    kind = registry.task_class(task).kind
+    cfg = PretrainConfig.from_budget(
+        budget, kind, method=method, task=task, hparams=_parse_hparams(hparam), encoder=encoder, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, lr=lr, image_size=image_size, data_root=data_root, out=out,
+        seed=seed, deterministic=deterministic, checkpoint_every=checkpoint_every, bf16=bf16, compile=compile,
+    )
+    pretrain(cfg, resume=resume, progress=True)
+
+
+if __name__ == "__main__":  # torchrun -m benchmark.pretrain <pretrain options>
+    from .cli import main
+
+    sys.argv = [sys.argv[0], "pretrain", *sys.argv[1:]]
+    main()
