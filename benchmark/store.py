@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
-from zoo.io import atomic_write_text, stable_hash
+from zoo.io import atomic_write_text, package_version, stable_hash
 
 KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash")
 REQUIRED_FIELDS = KEY_FIELDS + ("metric", "value")
@@ -33,12 +33,12 @@ class CorruptRecordWarning(UserWarning):
 def versions() -> dict[str, str]:
     """Installed versions of what produced a result (read from package metadata, imports nothing)."""
     out = {}
-    for dist in ("torch", "timm", "tower-bench"):
+    for dist in ("torch", "timm"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
-    return out
+    return {**out, "tower-bench": package_version()}
 
 
 def key_of(key: Key) -> dict[str, Any]:

@@ -1,0 +1,245 @@
+"""Leaderboards: one row per initialisation, mean±std over seeds, p-value and stars vs a reference.
+
+Rendered like the paper's tables (best in bold, rows beating ImageNet init underlined, stars by
+p-value vs TOWER) and written as Markdown + CSV + PNG, each stamped with what produced it.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import pandas as pd
+
+from zoo.io import atomic_write, atomic_write_text, package_version
+
+from . import reference as ref
+from . import stats
+
+COLUMNS = ["init", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "test", "stars", "paper",
+           "paper_mean", "paper_std", "bold", "underline", "seeds", "values", "configs", "note"]
+CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
+
+
+def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
+    """seed -> value when seeds are unique (so rows can pair by seed), else the plain values."""
+    seeds = [int(r["seed"]) for r in records]
+    if len(set(seeds)) == len(seeds):
+        return {s: float(r["value"]) for s, r in sorted(zip(seeds, records))}
+    return [float(r["value"]) for r in records]
+
+
+def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference: str = "tower",
+                      paired: bool | Literal["auto"] = "auto", holm: bool = False,
+                      thresholds: Sequence[float] = stats.PAPER_THRESHOLDS, label_fraction: float = 1.0,
+                      budget: str | None = None) -> pd.DataFrame:
+    """One row per (budget, init) of ``task`` at ``label_fraction``; tests every row vs ``reference``.
+
+    paired="auto" pairs by seed when both rows have the same seeds, else Welch's t-test.
+    holm=True adjusts each budget's p-values (all rows vs the reference) with Holm-Bonferroni.
+    """
+    if paired not in ("auto", True, False):
+        raise ValueError(f"paired must be 'auto', True or False, got {paired!r}")
+    records = list(records)
+    chosen = [r for r in records if r["task"] == task and float(r["label_fraction"]) == float(label_fraction)
+              and (budget is None or r["budget"] == budget)]
+    if not chosen:
+        have = sorted({(r["task"], float(r["label_fraction"]), r["budget"]) for r in records})
+        raise ValueError(f"no results for task {task!r} at label_fraction={label_fraction}"
+                         f"{'' if budget is None else f' and budget {budget!r}'}; the store has (task, fraction, budget) {have}")
+    metrics = sorted({r["metric"] for r in chosen})
+    if len(metrics) > 1:
+        raise ValueError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in chosen:
+        groups[(r["budget"], r["init"])].append(r)
+
+    rows = []
+    for bud in sorted({b for b, _ in groups}):
+        inits = sorted(i for b, i in groups if b == bud)
+        ref_values = _row_values(groups[(bud, reference)]) if reference in inits else None
+        block = []
+        for init in inits:
+            recs = groups[(bud, init)]
+            values = _row_values(recs)
+            summary = stats.summarize(values)
+            configs = sorted({r["config_hash"] for r in recs})
+            notes = [] if len(configs) == 1 else [f"{len(configs)} configs pooled"]
+            if init == reference:
+                cmp = stats.Comparison(math.nan, "reference")
+            elif ref_values is None:
+                cmp = stats.Comparison(math.nan, "none", f"no {reference!r} results")
+            else:
+                try:
+                    cmp = stats.compare(values, ref_values, None if paired == "auto" else paired)
+                except ValueError as err:
+                    raise ValueError(f"{init} vs {reference}: {err}") from None
+            notes += [cmp.note] if cmp.note else []
+            paper = ref.paper_value(task, init)
+            v = list(values.values()) if isinstance(values, Mapping) else values
+            block.append({
+                "init": init, "budget": bud, "label_fraction": float(label_fraction), "n": summary.n,
+                "mean": summary.mean, "std": summary.std, "ci": summary.ci, "p": cmp.p, "test": cmp.test,
+                "paper": "" if paper is None else str(paper),
+                "paper_mean": math.nan if paper is None else paper.mean,
+                "paper_std": math.nan if paper is None or paper.std is None else paper.std,
+                "seeds": sorted(int(r["seed"]) for r in recs), "values": v,
+                "configs": " ".join(configs), "note": "; ".join(notes),
+            })
+        if holm:
+            for row, p in zip(block, stats.holm([row["p"] for row in block])):
+                row["p"] = p
+        best = max(row["mean"] for row in block)
+        imagenet = next((row["mean"] for row in block if row["init"] == "imagenet"), None)
+        for row in block:
+            row["stars"] = stats.stars(row["p"], thresholds)
+            row["bold"] = row["mean"] == best
+            row["underline"] = imagenet is not None and row["init"] != "imagenet" and row["mean"] > imagenet
+        rows += sorted(block, key=lambda row: -row["mean"])
+
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
+                    thresholds=tuple(thresholds), label_fraction=float(label_fraction))
+    return df
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _mean_std(row) -> str:
+    return _fmt(row.mean) if not math.isfinite(row.std) else f"{_fmt(row.mean)} ± {_fmt(row.std)}"
+
+
+def _fmt_p(p: float) -> str:
+    return "–" if not math.isfinite(p) else f"{p:.2g}"
+
+
+def legend(df: pd.DataFrame) -> str:
+    """What the marks mean, from the thresholds and tests actually used."""
+    a = df.attrs
+    marks = ", ".join(f"{'*' * (i + 1)} p<{t:g}" for i, t in enumerate(a.get("thresholds", stats.PAPER_THRESHOLDS)))
+    test = {True: "paired by seed", False: "Welch's"}.get(a.get("paired"), "paired by seed when seeds match, else Welch's")
+    return (f"Two-sided t-test vs {a.get('reference', 'tower')!r} ({test})"
+            f"{', Holm-adjusted' if a.get('holm') else ''}: {marks}. Best mean in bold; "
+            f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width.")
+
+
+def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
+    metric = df.attrs.get("metric", "value")
+    lines = [f"# {name}", ""]
+    lines += [f"- **{k}**: `{v}`" for k, v in stamp.items()]
+    lines += ["", f"| init | budget | n | {metric} (%) | 95% CI ± | p vs {df.attrs.get('reference', 'tower')} | paper | note |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
+    for row in df.itertuples():
+        cell = _mean_std(row)
+        if row.bold:
+            cell = f"**{cell}**"
+        if row.underline:
+            cell = f"<u>{cell}</u>"
+        cell += "\\*" * len(row.stars)
+        lines.append(f"| {row.init} | {row.budget} | {row.n} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
+                     f"| {row.paper or '–'} | {row.note} |")
+    lines += ["", legend(df), ""]
+    return "\n".join(lines)
+
+
+def plot(df: pd.DataFrame, path: Path, title: str) -> None:
+    """Bar chart: mean ± std per row, every seed as a dot, the paper's value as a marker, stars on top."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in workers
+
+    several = df["budget"].nunique() > 1
+    labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
+    fig = Figure(figsize=(max(4.0, 0.9 * len(df) + 1.5), 4.0), layout="constrained")
+    ax = fig.subplots()
+    x = list(range(len(df)))
+    std = df["std"].fillna(0.0)
+    ax.bar(x, df["mean"], yerr=std, capsize=4, color=["#4c72b0" if b else "#9db4d6" for b in df["bold"]],
+           edgecolor="black", linewidth=0.5, label="mean ± std")
+    points = [(i + 0.25 * (j / max(1, len(r.values) - 1) - 0.5) * (len(r.values) > 1), v)
+              for i, r in enumerate(df.itertuples()) for j, v in enumerate(r.values)]
+    ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, color="black", zorder=3, label="seeds")
+    has_paper = df["paper_mean"].notna()
+    if has_paper.any():
+        ax.scatter([i + 0.3 for i in x if has_paper.iloc[i]], df.loc[has_paper, "paper_mean"], marker="D", s=30,
+                   color="#dd8452", edgecolor="black", zorder=4, label="paper")
+    tops = df["mean"] + std
+    values = [v for _, v in points] + list(df["paper_mean"].dropna()) + list(tops) + list(df["mean"] - std)
+    lo, hi = min(values), max(values)
+    pad = max(hi - lo, 1e-6) * 0.15
+    for i, r in enumerate(df.itertuples()):
+        if r.stars:
+            ax.text(i, max([tops.iloc[i]] + list(r.values)) + pad * 0.2, r.stars, ha="center", va="bottom")
+    ax.set_ylim(lo - pad, hi + 2 * pad)
+    ax.set_xticks(x, labels, rotation=30 if len(df) > 6 else 0, ha="right" if len(df) > 6 else "center")
+    ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+
+
+def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers) and ``<name>.png``."""
+    if df.empty:
+        raise ValueError("leaderboard is empty: nothing to write")
+    out = Path(out_dir)
+    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "csv", "png")}
+    atomic_write_text(paths["md"], to_markdown(df, stamp, name))
+    atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
+    a = df.attrs
+    plot(df, paths["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, mean ± std over seeds; "
+                           f"stars vs {a.get('reference', 'tower')}")
+    return paths
+
+
+def leaderboard_command(
+    task: str,
+    store: Path = Path("runs/results"),
+    out: Path = Path("leaderboards"),
+    reference: str = "tower",
+    holm: bool = False,
+    budget: str | None = None,
+    label_fraction: float = 1.0,
+    name: str | None = None,
+) -> None:
+    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .store import ResultStore
+
+    if not Path(store).is_dir():
+        raise FileNotFoundError(f"results store {store} not found; run fine-tuning first or pass --store")
+    records = ResultStore(store).records(task)
+    if not records:
+        tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
+        raise ValueError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
+    df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction)
+    used = [r for r in records if float(r["label_fraction"]) == label_fraction and (budget is None or r["budget"] == budget)]
+    data_roots = sorted({str(r.get("config", {}).get("data_root")) for r in used if r.get("config", {}).get("data_root")})
+    args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + (["--holm"] if holm else [])
+    args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
+    stamp = {
+        "command": f"tower-bench leaderboard {task} " + " ".join(args),
+        "budget": ", ".join(sorted(df["budget"].unique())),
+        "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config hashes": ", ".join(sorted({r["config_hash"] for r in used})),
+        "tower-bench": package_version(),
+    }
+    name = name or (task if budget is None else f"{task}-{budget}")
+    paths = write_leaderboard(df, out, name, stamp)
+
+    table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper", "note",
+                  title=f"{task} leaderboard")
+    for row in df.itertuples():
+        style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
+        table.add_row(escape(row.init), escape(row.budget), str(row.n), _mean_std(row) + row.stars, _fmt(row.ci), _fmt_p(row.p),
+                      row.paper or "–", escape(row.note), style=style)
+    console = Console()
+    console.print(table)
+    console.print(legend(df))
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
