@@ -46,6 +46,8 @@ def tasks() -> None:
 
 
 # Commands defined in other modules register here, one line each.
+from .leaderboard import leaderboard_command  # noqa: E402
+app.command("leaderboard")(leaderboard_command)
 
 
 def main() -> None:
