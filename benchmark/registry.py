@@ -15,6 +15,18 @@ METHODS: dict[str, str] = {
 }
 
 TASKS: dict[str, str] = {
+    "synth-fundus": "benchmark.tasks.synth_fundus:SynthFundus",
+    "synth-fundus-grade": "benchmark.tasks.synth_fundus:SynthFundusGrade",
+    "drive": "benchmark.tasks.drive:Drive",
+    "retinamnist": "benchmark.tasks.medmnist:RetinaMNIST",
+    "pathmnist": "benchmark.tasks.medmnist:PathMNIST",
+    "dermamnist": "benchmark.tasks.medmnist:DermaMNIST",
+    "breastmnist": "benchmark.tasks.medmnist:BreastMNIST",
+    "organamnist": "benchmark.tasks.medmnist:OrganAMNIST",
+    "montgomery": "benchmark.tasks.montgomery:Montgomery",
+    "shenzhen": "benchmark.tasks.shenzhen:Shenzhen",
+    "chexpert": "benchmark.tasks.chexpert:CheXpert",
+    "lits": "benchmark.tasks.lits:LiTS",
 }
 
 

@@ -1,0 +1,101 @@
+"""DRIVE retinal vessel segmentation (Staal et al., 2004) in its official folder layout.
+
+Splits: the official 20 test images are the test split; the 20 training images are cut into 16 train
+and 4 validation images with a fixed seed (``common.SPLIT_SEED``, independent of the run seed), so
+early stopping never looks at test images. Targets are the first observer's vessel masks (0/1), ``valid``
+is the field-of-view mask: Dice is computed inside the FOV only.
+
+Images are resized to ``image_size`` squared (bilinear with antialiasing; masks nearest). The default
+512 is the paper's input; the native 565x584 is not square and not a multiple of the U-Net's stride.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import Split, Task
+from .common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
+
+VAL_FRACTION = 0.2  # 4 of the 20 training images
+
+
+class Drive(Task):
+    name = "drive"
+    kind = "segmentation"
+    modality = "fundus"
+    metric = "dice"
+    in_chans = 3
+    num_classes = 2
+    image_size = 512
+    description = "DRIVE retinal vessel segmentation (20 train / 20 test), Dice inside the FOV"
+    source = "https://drive.grand-challenge.org/"
+    layout = (
+        "  training/images/NN_training.tif        (20 RGB fundus images, 565x584)\n"
+        "  training/1st_manual/NN_manual1.gif     (vessel masks, 0/255)\n"
+        "  training/mask/NN_training_mask.gif     (field-of-view masks, 0/255)\n"
+        "  test/images/NN_test.tif\n"
+        "  test/1st_manual/NN_manual1.gif\n"
+        "  test/mask/NN_test_mask.gif"
+    )
+
+    def __init__(self, data_root=None, image_size=None, seed=0):
+        super().__init__(data_root, image_size, seed)
+        self._full: dict[str, Split] = {}
+
+    def _files(self, part: str) -> list[tuple[str, Path, Path, Path]]:
+        """(id, image, vessel mask, FOV mask) for every image of ``part``; ids must match across folders."""
+        root = find_root(self.require_root(), "training", ("DRIVE",))
+        base = root / part
+        folders = {"images": base / "images", "1st_manual": base / "1st_manual", "mask": base / "mask"}
+        for path in folders.values():
+            if not path.is_dir():
+                raise layout_error(path, "missing folder", self)
+        patterns = {"images": rf"^(\d+)_{part}\.tiff?$", "1st_manual": r"^(\d+)_manual1\.gif$",
+                    "mask": rf"^(\d+)_{part}_mask\.gif$"}
+        found: dict[str, dict[str, Path]] = {}
+        for key, folder in folders.items():
+            found[key] = {m.group(1): p for p in sorted(folder.iterdir())
+                          if (m := re.match(patterns[key], p.name))}
+            if not found[key]:
+                raise layout_error(folder, f"no files matching {patterns[key]!r}", self)
+        ids = sorted(found["images"])
+        for key in ("1st_manual", "mask"):
+            if sorted(found[key]) != ids:
+                missing = sorted(set(ids) - set(found[key]))
+                extra = sorted(set(found[key]) - set(ids))
+                raise layout_error(
+                    folders[key],
+                    f"{len(found[key])} files do not match the {len(ids)} images in {folders['images']}"
+                    f" (missing ids {missing}, extra ids {extra})", self)
+        return [(i, found["images"][i], found["1st_manual"][i], found["mask"][i]) for i in ids]
+
+    def _load_part(self, part: str) -> Split:
+        if part in self._full:
+            return self._full[part]
+        files = self._files(part)
+        size = self.image_size
+        images = parallel_map(lambda f: read_image(f[1], self, "RGB", size), files)
+        vessels = parallel_map(lambda f: read_image(f[2], self, "L", size, Image.NEAREST), files)
+        fovs = parallel_map(lambda f: read_image(f[3], self, "L", size, Image.NEAREST), files)
+        for f, img, ves, fov in zip(files, images, vessels, fovs):
+            if ves.shape != img.shape[:2] or fov.shape != img.shape[:2]:
+                raise layout_error(f[2], f"mask shape {ves.shape}/{fov.shape} differs from image {img.shape[:2]}", self)
+        split = Split(
+            images=to_nchw(images),
+            targets=torch.from_numpy((np.stack(vessels) > 127).astype(np.uint8)),
+            valid=torch.from_numpy(np.stack(fovs) > 127),
+            ids=[f"{part}/{f[0]}" for f in files],
+        )
+        self._full[part] = split
+        return split
+
+    def _load(self, split: str) -> Split:
+        if split == "test":
+            return self._load_part("test")
+        full = self._load_part("training")
+        train_idx, val_idx = fixed_split(len(full), (1 - VAL_FRACTION, VAL_FRACTION), SPLIT_SEED)
+        return full.subset(torch.from_numpy(train_idx if split == "train" else val_idx))

@@ -1,0 +1,58 @@
+"""Every registered task: its miniature fixture loads into well-formed, disjoint train/val/test splits."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark import registry
+from benchmark.tasks.base import SPLITS, Task
+
+from .fixtures import build
+
+ATTRS = ("name", "kind", "modality", "metric", "in_chans", "num_classes", "image_size", "description", "source", "layout")
+
+
+@pytest.mark.parametrize("name", list(registry.TASKS))
+def test_task_loads_disjoint_well_formed_splits(name, tmp_path):
+    cls = registry.task_class(name)
+    assert issubclass(cls, Task) and cls.name == name
+    for attr in ATTRS:
+        assert getattr(cls, attr) not in (None, ""), f"{name}.{attr} unset"
+    assert cls.kind in ("segmentation", "binary", "multiclass", "multilabel")
+    assert cls.metric == ("dice" if cls.kind == "segmentation" else "auc")
+    task = cls(**build(name, tmp_path))
+    size = task.image_size
+    ids = {}
+    for split in SPLITS:
+        s = task.load(split)
+        n = len(s)
+        assert s.images.dtype == torch.uint8 and s.images.shape == (n, cls.in_chans, size, size), (split, s.images.shape)
+        if cls.kind == "segmentation":
+            assert s.targets.dtype == torch.uint8 and s.targets.shape == (n, size, size)
+            assert set(s.targets.unique().tolist()) <= set(range(cls.num_classes))
+            assert s.valid is not None and s.valid.dtype == torch.bool and s.valid.shape == (n, size, size)
+            assert s.valid.any()
+        elif cls.kind == "multilabel":
+            assert s.targets.dtype == torch.float32 and s.targets.shape == (n, cls.num_classes)
+            assert set(s.targets.unique().tolist()) <= {0.0, 1.0}
+        else:
+            assert s.targets.dtype == torch.int64 and s.targets.shape == (n,)
+            assert 0 <= int(s.targets.min()) and int(s.targets.max()) < cls.num_classes
+        assert len(s.ids) == n and len(set(s.ids)) == n
+        ids[split] = set(s.ids)
+    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
+    assert task.pretrain_images() is task.load("train").images  # pretraining never sees val/test
+
+
+def test_cli_lists_every_task(monkeypatch):
+    from rich.console import Console
+
+    from benchmark import cli
+
+    console = Console(width=400, record=True)
+    monkeypatch.setattr(cli, "console", console)
+    cli.tasks()
+    text = console.export_text()
+    for name in registry.TASKS:
+        assert name in text
+    assert len(registry.TASKS) >= 12
