@@ -1,0 +1,1 @@
+"""TOWER: knowledge-based proxy tasks (proxy.py) and the contrastive + generative method (method.py)."""

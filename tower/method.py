@@ -1,0 +1,84 @@
+"""TOWER: contrastive (instance level) + generative (context level) pretraining of a whole U-Net.
+
+L = w_c * InfoNCE(h(f(x)), h(f(x''))) + w_g * MSE(sigmoid(d(f(x''))), x), with x'' the
+knowledge-based view of ``tower.proxy``. The view's encoder features serve both branches, so
+each step runs the encoder twice (x and x'') and the decoder once.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from zoo import PretrainMethod, UNet, info_nce, projection_head
+
+from .proxy import ProxyConfig, make_view
+
+
+class Tower(PretrainMethod):
+    """TOWER on a ``UNet`` whose output restores its input (out_chans == in_chans).
+
+    ``mask`` overrides the modality's default mask ("rays", "stripes", "blocks", "none");
+    ``translate=False`` turns the Bézier translation off. A weight of 0 disables its branch,
+    skips its compute and freezes the parts only it trains (projection head, or decoder), which
+    gives the paper's ablations (contrastive-only, generative-only).
+    """
+
+    name = "tower"
+    trains_decoder = True
+
+    def __init__(self, net: UNet, modality: str = "generic", temperature: float = 0.1,
+                 contrastive_weight: float = 1.0, generative_weight: float = 1.0,
+                 proj_hidden_dim: int = 2048, proj_dim: int = 128,
+                 mask: str | None = None, translate: bool = True, p_translate: float = 0.5, p_mask: float = 0.5,
+                 num_rays: int = 80, ray_thickness: float | None = None, mask_ratio: float = 0.5,
+                 mask_size: int | None = None, curves: str = "random"):
+        super().__init__(net, modality)
+        if contrastive_weight < 0 or generative_weight < 0 or contrastive_weight + generative_weight == 0:
+            raise ValueError(
+                f"Tower needs non-negative weights, at least one positive; got contrastive_weight="
+                f"{contrastive_weight}, generative_weight={generative_weight}"
+            )
+        if generative_weight > 0 and net.config.out_chans != net.config.in_chans:
+            raise ValueError(
+                f"Tower's generative branch restores the input, so the UNet needs out_chans == in_chans; "
+                f"got in_chans={net.config.in_chans}, out_chans={net.config.out_chans}"
+            )
+        self.temperature = temperature
+        self.contrastive_weight = contrastive_weight
+        self.generative_weight = generative_weight
+        cfg = ProxyConfig.for_modality(modality)
+        self.proxy = replace(
+            cfg, mask=cfg.mask if mask is None else mask, num_rays=num_rays, thickness=ray_thickness,
+            ratio=mask_ratio, size=mask_size, p_translate=p_translate if translate else 0.0, p_mask=p_mask,
+            curves=curves,
+        )
+        self.projector = projection_head(net.num_features, proj_hidden_dim, proj_dim)
+        if contrastive_weight == 0:
+            self.projector.requires_grad_(False)
+        if generative_weight == 0:
+            net.decoder.requires_grad_(False)
+            net.head.requires_grad_(False)
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """{"view": x'', "translated": x', "mask"}: the last two for pictures and checks."""
+        return make_view(images, generator, self.proxy)
+
+    def _project(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.projector(features[-1].mean(dim=(2, 3)))
+
+    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        view = views["view"]
+        feats = self.net.forward_features(view)
+        out: dict[str, torch.Tensor] = {}
+        total = images.new_zeros((), dtype=torch.float32)
+        if self.contrastive_weight > 0:
+            z1 = self._project(self.net.forward_features(images))
+            out["contrastive"] = info_nce(z1, self._project(feats), self.temperature)
+            total = total + self.contrastive_weight * out["contrastive"]
+        if self.generative_weight > 0:
+            restored = torch.sigmoid(self.net.decode(feats, images.shape[-2:]))
+            out["generative"] = F.mse_loss(restored.float(), images.float())
+            total = total + self.generative_weight * out["generative"]
+        return {"loss": total, **out}
