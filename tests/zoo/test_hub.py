@@ -1,0 +1,302 @@
+"""zoo.hub: the weights folder round-trips, loads in plain timm, from the HF cache offline, and never via pickle."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import timm
+import torch
+from huggingface_hub import HfApi, ModelCard, constants
+from safetensors.torch import load_file, save_file
+
+from zoo import UNetConfig
+from zoo.hub import (
+    CARD_FILE, CONFIG_FILE, DECODER_FILE, ENCODER_FILE, FILES, REPO_PLACEHOLDER,
+    from_pretrained, load_config, load_init, push_to_hub, save_pretrained,
+)
+from zoo.io import stable_hash
+
+from ..conftest import TINY_DECODER, TINY_ENCODER
+
+ROOT = Path(__file__).resolve().parents[2]
+PRETRAIN = {"task": "drive", "data": {"split": "train", "n": 20}, "config": {"epochs": 1, "lr": 1e-3}}
+RESULTS = [{"task": "drive", "metric": "dice", "value": 80.1, "std": 0.4, "n": 10, "dataset_name": "DRIVE"}]
+
+
+def randomise_bn(net: torch.nn.Module) -> None:
+    """Non-default BatchNorm statistics, so a round trip that dropped buffers would show."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+            m.num_batches_tracked.fill_(7)
+
+
+def make_saved(tiny_unet, path: Path, in_chans: int = 1, out_chans: int | None = None, trains_decoder: bool = True, seed: int = 0):
+    net = tiny_unet(in_chans, out_chans, seed=seed)
+    randomise_bn(net)
+    save_pretrained(net, path, method="tower", trains_decoder=trains_decoder, pretrain=PRETRAIN, results=RESULTS)
+    return net.eval()
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.fixture
+def saved(tiny_unet, tmp_path):
+    return make_saved(tiny_unet, tmp_path / "tower"), tmp_path / "tower"
+
+
+def test_round_trip_restores_every_tensor_and_config(saved):
+    net, path = saved
+    assert sorted(p.name for p in path.iterdir()) == sorted(FILES)  # no temporary files left behind
+    loaded = from_pretrained(path).eval()
+    assert_same_state(net, loaded)
+    x = torch.rand(2, 1, 48, 40)
+    assert torch.equal(net(x), loaded(x))
+    tb = loaded.pretrained_config["tower_bench"]
+    assert tb["unet"] == net.config.to_dict() and tb["unet"]["encoder"] == TINY_ENCODER and tb["unet"]["in_chans"] == 1
+    assert (tb["method"], tb["trains_decoder"], tb["pretrain"]) == ("tower", True, PRETRAIN)
+    assert tb["protocol_hash"] == stable_hash(PRETRAIN) and tb["version"] and tb["format"] == 1
+    assert load_config(path) == loaded.pretrained_config
+    assert set(load_file(str(path / DECODER_FILE))) == {k for k in net.state_dict() if k.startswith(("decoder.", "head."))}
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_plain_timm_loads_the_encoder(tiny_unet, tmp_path, in_chans):
+    net = make_saved(tiny_unet, tmp_path, in_chans)
+    model = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    assert model.num_classes == 0
+    assert set(model.state_dict()) == set(load_file(str(tmp_path / ENCODER_FILE)))
+    data = timm.data.resolve_data_config(model=model)  # what a timm user normalises with
+    mean, std = (torch.tensor(data[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    x = torch.rand(2, in_chans, 64, 64)  # a multiple of the stride: UNet does not pad
+    with torch.no_grad():
+        assert torch.allclose(model.forward_features((x - mean) / std), net.forward_features(x)[-1], atol=1e-6)
+        assert torch.allclose(model((x - mean) / std), net.forward_pooled(x), atol=1e-6)
+
+
+def _populate_hf_cache(folder: Path, cache: Path, repo_id: str) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    for f in FILES:
+        shutil.copy(folder / f, repo / "snapshots" / commit / f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+
+def _run_offline(code: str, home: Path) -> subprocess.CompletedProcess:
+    # HF_HUB_OFFLINE is read when huggingface_hub is imported: only a fresh process sees it.
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_hub_id_loads_from_the_offline_cache(saved, tmp_path):
+    _, path = saved
+    home = tmp_path / "hf"
+    _populate_hf_cache(path, home / "hub", "org/name")
+    code = f"""
+import timm, torch
+from zoo.hub import from_pretrained
+a, b = from_pretrained("org/name").eval(), from_pretrained({str(path)!r}).eval()
+assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+assert a.pretrained_config["tower_bench"]["method"] == "tower"
+m = timm.create_model("hf-hub:org/name", pretrained=True).eval()
+x = torch.rand(1, 1, 64, 64)
+assert torch.allclose(m.forward_features((x - 0.5) / 0.5), a.forward_features(x)[-1], atol=1e-6)
+print("OK", flush=True)
+from_pretrained("org/missing")  # not in the cache: must fail with a clear message
+"""
+    proc = _run_offline(code, home)
+    assert proc.stdout.strip() == "OK", proc.stderr[-2000:]
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("FileNotFoundError") and "'org/missing'" in last and "offline" in last and "local folder" in last
+
+
+def _corrupt(file: Path) -> tuple[str, str]:
+    """Drop one conv weight, reshape another, add an extra key; returns (dropped, reshaped)."""
+    tensors = load_file(str(file))
+    dropped, reshaped = sorted(k for k, v in tensors.items() if v.ndim == 4)[:2]  # random init: differs from the file
+    del tensors[dropped]
+    tensors[reshaped] = torch.zeros(tensors[reshaped].numel() + 1)
+    tensors["extra.weight"] = torch.ones(3)
+    save_file(tensors, str(file))
+    return dropped, reshaped
+
+
+@pytest.mark.parametrize("file", [ENCODER_FILE, DECODER_FILE])
+def test_strict_load_lists_missing_unexpected_and_misshaped_keys(saved, file):
+    net, path = saved
+    dropped, reshaped = _corrupt(path / file)
+    with pytest.raises(ValueError) as info:
+        from_pretrained(path)
+    msg = str(info.value)
+    assert file in msg and "missing keys: " in msg and "unexpected keys: extra.weight" in msg and "shape mismatches: " in msg
+    assert dropped in msg and reshaped in msg
+    with pytest.warns(UserWarning, match="loaded the matching tensors only"):
+        loaded = from_pretrained(path, strict=False)
+    own = (net.encoder if file == ENCODER_FILE else net).state_dict()
+    got = (loaded.encoder if file == ENCODER_FILE else loaded).state_dict()
+    intact = [k for k in load_file(str(path / file)) if k in own and k != reshaped]
+    assert len(intact) > 5 and all(torch.equal(own[k], got[k]) for k in intact)
+    assert not torch.equal(own[dropped], got[dropped]) and not torch.equal(own[reshaped], got[reshaped])
+
+
+def test_missing_decoder_file_is_an_error_unless_not_strict(saved):
+    _, path = saved
+    (path / DECODER_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=DECODER_FILE):
+        from_pretrained(path)
+    with pytest.warns(UserWarning, match="freshly initialised"):
+        from_pretrained(path, strict=False)
+
+
+@pytest.mark.parametrize("keep_config", [False, True])
+def test_pickle_files_are_refused(saved, tmp_path, keep_config, monkeypatch):
+    _, path = saved
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes(b"not to be unpickled")
+    if keep_config:
+        shutil.copy(path / CONFIG_FILE, folder / CONFIG_FILE)
+    monkeypatch.setattr(torch, "load", mock.Mock(side_effect=AssertionError("torch.load must not be called")))
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin.*safetensors only"):
+        from_pretrained(folder)
+
+
+def test_missing_folder_and_plain_timm_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        load_config(tmp_path / "nope")
+    torch.manual_seed(0)
+    model = timm.create_model(TINY_ENCODER)  # with its 1000-class fc
+    timm.models.save_for_hf(model, str(tmp_path / "timm"), safe_serialization=True)
+    with pytest.raises(ValueError, match=r"no 'tower_bench' section.*allow_encoder_only=True"):
+        from_pretrained(tmp_path / "timm")
+    with pytest.warns(UserWarning, match="plain timm folder"):
+        net = from_pretrained(tmp_path / "timm", allow_encoder_only=True)
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    assert all(torch.equal(net.encoder.state_dict()[k], v) for k, v in expected.items())
+    assert net.config.in_chans == 3 and net.pretrained_config["tower_bench"]["method"] is None
+
+
+@pytest.fixture
+def fake_hub():
+    """Patch only the network calls; upload_folder records what it was given (the folder is temporary)."""
+    seen = {}
+
+    def upload_folder(**kw):
+        seen.update(kw, files=sorted(os.listdir(kw["folder_path"])), card=(Path(kw["folder_path"]) / CARD_FILE).read_text())
+        return mock.Mock(commit_url=f"https://huggingface.co/{kw['repo_id']}/commit/abc")
+
+    with mock.patch.object(HfApi, "create_repo") as create_repo, \
+            mock.patch.object(HfApi, "create_branch") as create_branch, \
+            mock.patch.object(HfApi, "upload_folder", side_effect=upload_folder) as upload:
+        yield seen, create_repo, create_branch, upload
+
+
+def test_push_to_hub_uploads_exactly_the_folder(saved, fake_hub):
+    _, path = saved
+    (path / "stray.pt").write_bytes(b"x")
+    seen, create_repo, create_branch, upload = fake_hub
+    url = push_to_hub(path, "org/name", private=True)
+    assert url == "https://huggingface.co/org/name/commit/abc"
+    create_repo.assert_called_once_with("org/name", private=True, exist_ok=True)
+    create_branch.assert_not_called()
+    assert seen["repo_id"] == "org/name" and seen["files"] == sorted(FILES)
+    assert 'hf-hub:org/name"' in seen["card"] and REPO_PLACEHOLDER not in seen["card"]
+    assert REPO_PLACEHOLDER in (path / CARD_FILE).read_text()  # the local folder is left as it was
+
+
+def test_push_to_hub_saves_a_net_first_and_validates(tiny_unet, tmp_path, fake_hub):
+    seen, create_repo, create_branch, upload = fake_hub
+    push_to_hub(tiny_unet(1), "org/net", revision="v1", method="simclr", pretrain=PRETRAIN)
+    create_branch.assert_called_once_with("org/net", branch="v1", exist_ok=True)
+    assert seen["files"] == sorted(FILES) and seen["revision"] == "v1" and "simclr" in seen["card"]
+    upload.reset_mock()
+    make_saved(tiny_unet, tmp_path / "broken")
+    (tmp_path / "broken" / DECODER_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=DECODER_FILE):
+        push_to_hub(tmp_path / "broken", "org/name")
+    upload.assert_not_called()
+
+
+def test_load_init_random_and_pretrained_folder(tiny_unet, tmp_path):
+    cfg = UNetConfig(TINY_ENCODER, 1, 2, TINY_DECODER)
+    net = load_init("random", cfg.to_dict())
+    assert net.config == cfg and net.pretrained_config is None
+
+    pre = make_saved(tiny_unet, tmp_path / "dec", in_chans=1, out_chans=1, trains_decoder=True)
+    torch.manual_seed(1)
+    net = load_init(str(tmp_path / "dec"), cfg)
+    assert net.config.out_chans == 2 and net.head.weight.shape[0] == 2
+    assert_same_state(pre.encoder, net.encoder)
+    assert_same_state(pre.decoder, net.decoder)
+    assert net.pretrained_config["tower_bench"]["trains_decoder"] is True
+
+    pre = make_saved(tiny_unet, tmp_path / "enc", in_chans=1, out_chans=1, trains_decoder=False)
+    net = load_init(str(tmp_path / "enc"), cfg)
+    assert_same_state(pre.encoder, net.encoder)
+    assert not torch.equal(pre.decoder.blocks[0].convs[0][0].weight, net.decoder.blocks[0].convs[0][0].weight)
+
+    with pytest.raises(ValueError, match=r"in_chans=1.*needs 'test_resnet' with in_chans=3"):
+        load_init(str(tmp_path / "enc"), UNetConfig(TINY_ENCODER, 3, 2, TINY_DECODER))
+
+
+def test_load_init_imagenet_offline_without_cache_explains_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    hub_id = timm.models.get_pretrained_cfg(TINY_ENCODER).hf_hub_id
+    with pytest.raises(FileNotFoundError) as info:
+        load_init("imagenet", UNetConfig(TINY_ENCODER, 1, 1, TINY_DECODER))
+    msg = str(info.value)
+    assert f"hf download {hub_id}" in msg and "HF_HUB_OFFLINE=1" in msg and "--imagenet-weights" in msg
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_load_init_imagenet_from_a_safetensors_file(tmp_path, in_chans):
+    torch.manual_seed(0)
+    model = timm.create_model(TINY_ENCODER)  # a stand-in for ImageNet weights, classifier included
+    file = tmp_path / "imagenet.safetensors"
+    save_file(model.state_dict(), str(file))
+    net = load_init("imagenet", UNetConfig(TINY_ENCODER, in_chans, 1, TINY_DECODER), imagenet_weights=str(file))
+    got = net.encoder.state_dict()
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    assert got.keys() == expected.keys()
+    first = expected.pop("conv1.0.weight")
+    assert torch.allclose(got["conv1.0.weight"], first if in_chans == 3 else first.sum(1, keepdim=True))
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    with pytest.raises(ValueError, match="only applies to --init imagenet"):
+        load_init("random", UNetConfig(TINY_ENCODER, in_chans), imagenet_weights=str(file))
+
+
+def test_model_card_has_the_results(saved):
+    _, path = saved
+    card = ModelCard.load(path / CARD_FILE)
+    (result,) = card.data.eval_results
+    assert (result.task_name, result.dataset_name, result.metric_type, result.metric_value) == ("drive", "DRIVE", "dice", 80.1)
+    assert card.data.library_name == "timm" and "tower" in card.data.tags
+    assert stable_hash(PRETRAIN) in card.text and "local-dir:" in card.text and "from_pretrained" in card.text
+
+
+def test_publish_dry_run_touches_no_network(saved):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    _, path = saved
+    with mock.patch.object(HfApi, "create_repo", side_effect=AssertionError("network")), \
+            mock.patch.object(HfApi, "upload_folder", side_effect=AssertionError("network")):
+        res = CliRunner().invoke(app, ["publish", str(path), "--repo-id", "org/name", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert all(f in res.output for f in FILES) and 'hf-hub:org/name"' in res.output and "model-index" in res.output
+    assert "dry run: nothing uploaded to org/name" in res.output
