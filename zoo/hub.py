@@ -522,7 +522,9 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
             net = _imagenet_from_file(cfg, imagenet_weights) if imagenet_weights else _imagenet_from_timm(cfg)
         net.pretrained_config = None
         return net
-    pre = from_pretrained(spec)
+    with torch.random.fork_rng(devices=[]):
+        # loading must not consume the caller's RNG: the fresh parts below then equal random init's
+        pre = from_pretrained(spec)
     _check_compatible(pre.config, cfg, spec)
     trains_decoder = pre.pretrained_config["tower_bench"].get("trains_decoder", False)
     if trains_decoder and tuple(pre.config.decoder_channels) != tuple(cfg.decoder_channels):
