@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 def layout_error(path: Path | str, problem: str, task) -> DataError:
     """One message shape for every bad input: what is wrong, where, and what was expected."""
-    return DataError(f"{task.name}: {problem}: {path}\nexpected layout under --data-root:\n{task.layout}\n"
+    return DataError(f"{task.name}: {path}: {problem}\nexpected layout under --data-root:\n{task.layout}\n"
                      f"get the data from {task.source}")
 
 
