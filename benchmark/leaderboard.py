@@ -194,17 +194,13 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     return paths
 
 
-def leaderboard_command(
-    task: str,
-    store: Path = Path("runs/results"),
-    out: Path = Path("leaderboards"),
-    reference: str = "tower",
-    holm: bool = False,
-    budget: str | None = None,
-    label_fraction: float = 1.0,
-    name: str | None = None,
-) -> None:
-    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
+def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = False,
+                        budget: str | None = None, label_fraction: float = 1.0, name: str | None = None,
+                        command: str | None = None, show: bool = True) -> list[Path]:
+    """Rebuild a task's leaderboard from the store, write Markdown + CSV + PNG, print it; returns the files.
+
+    ``command`` is the command stamped on the files (default: the equivalent ``tower-bench leaderboard``).
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -220,10 +216,12 @@ def leaderboard_command(
     df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction)
     used = [r for r in records if float(r["label_fraction"]) == label_fraction and (budget is None or r["budget"] == budget)]
     data_roots = sorted({str(r.get("config", {}).get("data_root")) for r in used if r.get("config", {}).get("data_root")})
-    args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + (["--holm"] if holm else [])
-    args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
+    if command is None:
+        args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + (["--holm"] if holm else [])
+        args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
+        command = f"tower-bench leaderboard {task} " + " ".join(args)
     stamp = {
-        "command": f"tower-bench leaderboard {task} " + " ".join(args),
+        "command": command,
         "budget": ", ".join(sorted(df["budget"].unique())),
         "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -232,14 +230,30 @@ def leaderboard_command(
     }
     name = name or (task if budget is None else f"{task}-{budget}")
     paths = write_leaderboard(df, out, name, stamp)
+    if show:
+        table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
+                      "note", title=f"{task} leaderboard")
+        for row in df.itertuples():
+            style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
+            table.add_row(escape(row.init), escape(row.budget), str(row.n), _mean_std(row) + row.stars, _fmt(row.ci),
+                          _fmt_p(row.p), row.paper or "–", escape(row.note), style=style)
+        console = Console()
+        console.print(table)
+        console.print(legend(df))
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return list(paths.values())
 
-    table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper", "note",
-                  title=f"{task} leaderboard")
-    for row in df.itertuples():
-        style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
-        table.add_row(escape(row.init), escape(row.budget), str(row.n), _mean_std(row) + row.stars, _fmt(row.ci), _fmt_p(row.p),
-                      row.paper or "–", escape(row.note), style=style)
-    console = Console()
-    console.print(table)
-    console.print(legend(df))
-    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+def leaderboard_command(
+    task: str,
+    store: Path = Path("runs/results"),
+    out: Path = Path("leaderboards"),
+    reference: str = "tower",
+    holm: bool = False,
+    budget: str | None = None,
+    label_fraction: float = 1.0,
+    name: str | None = None,
+) -> None:
+    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
+    refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
+                        label_fraction=label_fraction, name=name)
