@@ -78,7 +78,7 @@ class MedMNISTTask(Task):
             if self.download:
                 self._fetch()
             else:
-                raise DataError(f"{self.name}: file not found: {path}\nexpected layout under --data-root:\n"
+                raise DataError(f"{self.name}: {path}: file not found\nexpected layout under --data-root:\n"
                                 f"{self.layout_for(path)}\nget it from {self._url()} or pass --download")
         keys = (f"{split}_images", f"{split}_labels")
         try:
