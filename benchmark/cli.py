@@ -46,6 +46,18 @@ def tasks() -> None:
 
 
 # Commands defined in other modules register here, one line each.
+from .run import run_command  # noqa: E402
+app.command("run")(run_command)
+from .finetune import finetune_command  # noqa: E402
+app.command("finetune")(finetune_command)
+from .pretrain import pretrain_command  # noqa: E402
+app.command("pretrain")(pretrain_command)
+from .views import show_views_command  # noqa: E402
+app.command("show-views")(show_views_command)
+from .speed import speed_command  # noqa: E402
+app.command("speed")(speed_command)
+from .publish import publish_command  # noqa: E402
+app.command("publish")(publish_command)
 from .leaderboard import leaderboard_command  # noqa: E402
 app.command("leaderboard")(leaderboard_command)
 

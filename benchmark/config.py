@@ -41,9 +41,22 @@ class Budget:
     pretrain_segmentation: Optim
     pretrain_min_steps: int = 0  # a floor for tiny data sets (DRIVE: 20 images = 1 step per epoch)
     pretrain_max_steps: int | None = None
+    # Fine-tuning (PAPER.md): classification lr 2e-4, 100 epochs; segmentation lr 1e-3, 200 epochs;
+    # early stopping with patience 30 on the validation metric.
+    finetune_epochs_classification: int = 100
+    finetune_epochs_segmentation: int = 200
+    finetune_patience: int = 30
+    finetune_classification: Optim = Optim(128, 2e-4)
+    finetune_segmentation: Optim = Optim(32, 1e-3)
 
     def pretrain_optim(self, kind: str) -> Optim:
         return self.pretrain_segmentation if kind == "segmentation" else self.pretrain_classification
+
+    def finetune_optim(self, kind: str) -> Optim:
+        return self.finetune_segmentation if kind == "segmentation" else self.finetune_classification
+
+    def finetune_epochs(self, kind: str) -> int:
+        return self.finetune_epochs_segmentation if kind == "segmentation" else self.finetune_epochs_classification
 
 
 BUDGETS: dict[str, Budget] = {
@@ -52,6 +65,8 @@ BUDGETS: dict[str, Budget] = {
         encoder="test_resnet", decoder_channels=(32, 32, 16, 16, 8), image_size=32,
         pretrain_epochs=1, pretrain_max_steps=2,
         pretrain_classification=Optim(8, 1e-3), pretrain_segmentation=Optim(8, 1e-3),
+        finetune_epochs_classification=2, finetune_epochs_segmentation=2, finetune_patience=2,
+        finetune_classification=Optim(8, 1e-3), finetune_segmentation=Optim(8, 1e-3),
     ),
     "cpu": Budget(
         name="cpu", description="minutes on a 2-core CPU: small encoder and images, a few epochs",
@@ -59,6 +74,8 @@ BUDGETS: dict[str, Budget] = {
         pretrain_epochs=5, pretrain_min_steps=100,
         # The paper's segmentation lr 1e-2 is tuned for long runs; short ones are more stable at 1e-3.
         pretrain_classification=Optim(32, 1e-3), pretrain_segmentation=Optim(32, 1e-3),
+        finetune_epochs_classification=20, finetune_epochs_segmentation=20, finetune_patience=8,
+        finetune_classification=Optim(32, 1e-3), finetune_segmentation=Optim(8, 1e-3),
     ),
     "paper": Budget(
         name="paper", description="the paper's protocol: ResNet-50, task input size, Adam + cosine",

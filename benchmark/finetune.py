@@ -14,9 +14,12 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+import typer
 from torch import nn
 
 from zoo import UNet, UNetConfig
@@ -238,3 +241,35 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
         "versions": _versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
     }
+
+
+def finetune_command(
+    init: str = typer.Option("random", "--init", help="random | imagenet | a weights folder | a Hub id"),
+    task: str = typer.Option("synth-fundus", "--task"),
+    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    seed: int = typer.Option(0, "--seed"),
+    label_fraction: float = typer.Option(1.0, "--label-fraction", help="fraction of training labels, in (0, 1]"),
+    init_decoder: Optional[str] = typer.Option(None, "--init-decoder", help="segmentation: take the decoder from another init"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
+    store: Path = typer.Option(Path("runs/results"), "--store", help="results store the record is added to"),
+) -> None:
+    """Fine-tune one init on one task with one seed and store the result record."""
+    from .config import budget as get_budget
+    from .store import ResultStore
+
+    b = get_budget(budget)
+    task_obj = registry.task_class(task)(data_root, b.image_size)
+    optim = b.finetune_optim(task_obj.kind)
+    cfg = FinetuneConfig(
+        task=task, init=init, init_decoder=init_decoder, encoder=b.encoder, image_size=task_obj.image_size,
+        epochs=b.finetune_epochs(task_obj.kind), batch_size=optim.batch_size, lr=optim.lr,
+        patience=b.finetune_patience, seed=seed, label_fraction=label_fraction, budget=budget,
+        data_root=None if data_root is None else str(data_root),
+        imagenet_weights=None if imagenet_weights is None else str(imagenet_weights),
+        decoder_channels=b.decoder_channels or FinetuneConfig.decoder_channels,
+    )
+    record = finetune(cfg, task_obj)
+    path = ResultStore(store).put(record)
+    typer.echo(f"{task} init={record['init']} seed={seed}: test {record['metric']} {record['value']:.2f} "
+               f"(best val {record['val_best']:.2f} at epoch {record['best_epoch']}) -> {path}")

@@ -480,6 +480,31 @@ def _imagenet_from_file(cfg: UNetConfig, path: str | Path) -> UNet:
     return net
 
 
+def imagenet_weights_reachable(encoder: str) -> bool:
+    """Whether timm's ImageNet weights for ``encoder`` can be had without waiting on network retries:
+    already in the Hugging Face cache, or the Hub's host resolves (and offline mode is off)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import try_to_load_from_cache
+
+    pcfg = timm.models.get_pretrained_cfg(encoder)
+    repo = pcfg.hf_hub_id if pcfg else None
+    if repo is None:
+        return False
+    repo, _, revision = repo.partition("@")
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if isinstance(try_to_load_from_cache(repo, name, revision=revision or None), str):
+            return True
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)
+    except OSError:
+        return False
+    return True
+
+
 def _imagenet_from_timm(cfg: UNetConfig) -> UNet:
     try:
         return UNet(cfg.encoder, cfg.in_chans, cfg.out_chans, cfg.decoder_channels, cfg.encoder_kwargs, pretrained_encoder=True)
