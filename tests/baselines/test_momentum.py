@@ -1,0 +1,101 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from baselines import BYOL, MoCo
+from zoo import cosine_momentum
+
+SMALL = dict(hidden_dim=64, out_dim=32)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def teacher_pairs(method):
+    """(teacher tensor, student tensor) for every EMA-tracked parameter."""
+    t = method.target if isinstance(method, BYOL) else method.key_encoder
+    return list(zip(list(t.net.encoder.parameters()) + list(t.projector.parameters()),
+                    list(method.net.encoder.parameters()) + list(method.projector.parameters()), strict=True))
+
+
+def perturb_online(method):
+    with torch.no_grad():
+        for p in method.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))
+
+
+def test_teacher_copies_the_encoder_and_projector_only(tiny_unet):
+    method = BYOL(tiny_unet(3), **SMALL)
+    names = [n for n, _ in method.target.named_parameters()]
+    assert names and not any("decoder" in n or n.startswith("net.head") for n in names)
+    assert not any(p.requires_grad for p in method.target.parameters())
+    assert all(torch.equal(t, s) for t, s in teacher_pairs(method))  # starts as a copy
+    assert method.target(torch.rand(4, 3, 32, 32)).shape == (4, 32)
+
+
+@pytest.mark.parametrize("step,total", [(0, 10), (3, 10), (10, 10)])
+def test_byol_target_follows_the_scheduled_momentum(tiny_unet, step, total):
+    method = BYOL(tiny_unet(3), base_momentum=0.9, **SMALL)
+    perturb_online(method)
+    old = [t.clone() for t, _ in teacher_pairs(method)]
+    method.after_step(step, total)
+    m = cosine_momentum(step, total, 0.9)
+    assert method.momentum == pytest.approx(m)
+    for (t, s), o in zip(teacher_pairs(method), old):
+        assert torch.allclose(t, m * o + (1 - m) * s, atol=1e-6)
+    if step == 0:  # m = base: the target really moved
+        assert any(not torch.equal(t, o) for (t, _), o in zip(teacher_pairs(method), old))
+
+
+def test_moco_key_encoder_uses_its_constant_momentum(tiny_unet):
+    method = MoCo(tiny_unet(3), momentum=0.99, queue_size=16, **SMALL)
+    perturb_online(method)
+    old = [t.clone() for t, _ in teacher_pairs(method)]
+    method.after_step(5, 100)
+    for (t, s), o in zip(teacher_pairs(method), old):
+        assert torch.allclose(t, 0.99 * o + 0.01 * s, atol=1e-6)
+
+
+def test_moco_queue_fills_in_order_and_wraps(tiny_unet):
+    method = MoCo(tiny_unet(3), queue_size=10, **SMALL)
+    k1, k2, k3 = (F.normalize(torch.randn(4, 32), dim=1) for _ in range(3))
+    method.enqueue(k1)
+    method.enqueue(k2)
+    assert torch.equal(method.queue[0:4], k1) and torch.equal(method.queue[4:8], k2)
+    assert int(method.queue_ptr) == 8
+    before = method.queue[2:8].clone()
+    method.enqueue(k3)  # wraps: rows 8, 9, 0, 1
+    assert torch.equal(method.queue[8:10], k3[:2]) and torch.equal(method.queue[0:2], k3[2:])
+    assert torch.equal(method.queue[2:8], before)  # not-yet-oldest keys untouched
+    assert int(method.queue_ptr) == 2 and method.queue.shape == (10, 32)
+    with pytest.raises(ValueError, match="queue_size"):
+        method.enqueue(torch.randn(11, 32))
+
+
+def test_moco_loss_is_pure_and_after_step_enqueues_its_keys(tiny_unet):
+    method = MoCo(tiny_unet(3), queue_size=20, **SMALL)
+    images = torch.rand(6, 3, 32, 32)
+    views = method.views(images, gen())
+    queue = method.queue.clone()
+    with torch.no_grad():
+        expected = F.normalize(method.key_encoder(views["view2"]), dim=1)
+    a = method.loss(images, views)["loss"]
+    b = method.loss(images, views)["loss"]
+    assert torch.equal(a, b) and torch.equal(method.queue, queue)  # loss() leaves the queue alone
+    method.after_step(1, 10)
+    # both training forwards' keys, in order, computed by the key encoder before its update
+    assert torch.allclose(method.queue[:6], expected, atol=1e-6) and torch.allclose(method.queue[6:12], expected, atol=1e-6)
+    assert torch.equal(method.queue[12:], queue[12:]) and int(method.queue_ptr) == 12
+    method.eval()
+    method.loss(images, views)
+    method.after_step(2, 10)
+    assert int(method.queue_ptr) == 12  # evaluation forwards enqueue nothing
+
+
+def test_moco_queue_is_saved_with_the_state(tiny_unet):
+    method = MoCo(tiny_unet(3), queue_size=16, **SMALL)
+    method.enqueue(torch.randn(4, 32))
+    state = method.state_dict()
+    assert torch.equal(state["queue"], method.queue) and int(state["queue_ptr"]) == 4
