@@ -46,6 +46,10 @@ def tasks() -> None:
 
 
 # Commands defined in other modules register here, one line each.
+from .pretrain import pretrain_command  # noqa: E402
+app.command("pretrain")(pretrain_command)
+from .views import show_views_command  # noqa: E402
+app.command("show-views")(show_views_command)
 from .run import run_command  # noqa: E402
 app.command("run")(run_command)
 from .finetune import finetune_command  # noqa: E402

@@ -144,7 +144,12 @@ def distribute(method: PretrainMethod, device: torch.device,
     """
     distributed = _rank_world()[1] > 1
     if distributed:
+        # Conversion may create fresh BatchNorm parameters (GlobalBatchNorm on CPU), which would
+        # un-freeze a frozen decoder or EMA teacher: DDP would then wait for gradients that never come.
+        frozen = {n for n, p in method.named_parameters() if not p.requires_grad}
         method = convert_sync_batchnorm(method, device)
+        for n, p in method.named_parameters():
+            p.requires_grad_(n not in frozen)
     method = method.to(device, memory_format=torch.channels_last) if channels_last else method.to(device)
     if not distributed:
         return method, LossStep(method)
@@ -297,9 +302,14 @@ def default_out(cfg: PretrainConfig) -> Path:
     return Path("runs") / "pretrain" / f"{cfg.method}-{cfg.task}-{cfg.hash()}"
 
 
-def resolve(cfg: PretrainConfig, image_size: int) -> PretrainConfig:
-    """Fill in what defaults stood for (method hyper-parameters, image size), so the hash names the run."""
-    return cfg.replace(hparams={**method_defaults(cfg.method), **cfg.hparams}, image_size=image_size)
+def resolve(cfg: PretrainConfig, image_size: int, device: torch.device) -> PretrainConfig:
+    """Fill in what defaults stood for (hyper-parameters, image size, bf16 ...), so the hash names the run."""
+    cuda = device.type == "cuda"
+    return cfg.replace(
+        hparams={**method_defaults(cfg.method), **cfg.hparams}, image_size=image_size,
+        bf16=cuda if cfg.bf16 is None else cfg.bf16,
+        channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
+    )
 
 
 def pretrain(cfg: PretrainConfig, *, images: torch.Tensor | None = None, modality: str | None = None,
@@ -326,17 +336,15 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         images, task_modality = load_images(cfg)
         modality = modality or task_modality
     modality = modality or "generic"
-    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]))
+    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
     out = Path(cfg.out) if cfg.out else default_out(cfg)
     batch, per_epoch, total = plan(len(images), cfg, world)
-    cuda = device.type == "cuda"
-    bf16 = cuda if cfg.bf16 is None else cfg.bf16
-    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+    bf16, channels_last = bool(cfg.bf16), bool(cfg.channels_last)
 
     say = _printer(rank == 0 and progress)
-    say(f"pretrain config (hash {cfg.hash()}):\n{json.dumps(cfg.to_dict(), indent=2)}")
-    say(f"{len(images)} images, global batch {batch} on {world} process(es), {per_epoch} steps/epoch, "
-        f"{total} steps, device {device}, bf16={bf16}, channels_last={channels_last} -> {out}")
+    say(f"pretrain config {cfg.hash()}: {json.dumps(cfg.to_dict())}")
+    say(f"{len(images)} images, global batch {batch} on {world} process(es) ({device}), "
+        f"{per_epoch} steps/epoch, {total} steps -> {out}")
 
     method, step_fn = distribute(build_method(cfg, int(images.shape[1]), modality), device, channels_last)
     if cfg.compile:

@@ -1,0 +1,71 @@
+"""show-views: one row per sample, one panel per view (+ restoration with a model), fixed pixel size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from benchmark import registry
+from benchmark.views import DPI, PANEL_PX, render, show_views, views_table
+from tests.benchmark.test_pretrain import TOY, tiny_images
+from tests.conftest import TINY_DECODER, TINY_ENCODER
+from zoo import UNet
+
+
+@pytest.fixture(autouse=True)
+def toy_registered(monkeypatch):
+    monkeypatch.setitem(registry.METHODS, "toy", TOY)
+
+
+def panels(path) -> tuple[int, int, np.ndarray]:
+    """(rows, columns, pixels) of a written grid, from its size in pixels."""
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    h, w = pixels.shape[:2]
+    assert h % PANEL_PX == 0 and w % PANEL_PX == 0, f"{w}x{h} is not a grid of {PANEL_PX}-px panels"
+    return h // PANEL_PX, w // PANEL_PX, pixels
+
+
+def test_grid_has_a_panel_per_sample_and_view(tmp_path):
+    out = show_views("toy", "unused", images=tiny_images(3), n=3, out=tmp_path / "v.png")
+    rows, cols, pixels = panels(out)
+    assert (rows, cols) == (3, 3)  # original, view1, view2
+    # the views are noisy copies: each column differs from the original column
+    first = pixels[:PANEL_PX, :PANEL_PX].astype(float)
+    for j in (1, 2):
+        assert np.abs(pixels[:PANEL_PX, j * PANEL_PX : (j + 1) * PANEL_PX] - first).mean() > 1
+
+
+def test_columns_follow_the_views_dict_and_restoration_needs_a_model():
+    images = tiny_images(2)
+    method = registry.method_class("toy")(UNet(TINY_ENCODER, 3, 3, TINY_DECODER))
+    assert list(views_table(method, images)) == ["original", "view1", "view2"]
+    table = views_table(method, images, restore=True)
+    assert list(table) == ["original", "view1", "view2", "restored"]
+    assert table["restored"].shape == images.shape and 0 <= table["restored"].min() <= table["restored"].max() <= 1
+    fig = render(table)
+    assert len(fig.axes) == 2 * 4
+    assert tuple(fig.get_size_inches() * DPI) == pytest.approx((4 * PANEL_PX, 2 * PANEL_PX))
+
+
+def test_cli_draws_tower_views_and_restoration(tmp_path):
+    for spec in (registry.METHODS["tower"], registry.TASKS.get("synth-fundus")):
+        if spec is None:
+            pytest.skip("synth-fundus task not registered yet")
+        pytest.importorskip(spec.split(":")[0])
+    from benchmark.cli import app
+    from zoo.hub import save_pretrained
+
+    torch.manual_seed(0)
+    model = save_pretrained(UNet(TINY_ENCODER, 3, 3, TINY_DECODER), tmp_path / "model", method="tower", trains_decoder=True)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["show-views", "--method", "tower", "--n", "2", "--out", str(tmp_path / "a.png")])
+    assert plain.exit_code == 0, plain.output
+    views = list(registry.method_class("tower")(UNet(TINY_ENCODER, 3, 3, TINY_DECODER)).views(torch.rand(1, 3, 32, 32)))
+    assert panels(tmp_path / "a.png")[:2] == (2, 1 + len(views))
+
+    restored = runner.invoke(app, ["show-views", "--method", "tower", "--n", "2", "--model", str(model),
+                                   "--out", str(tmp_path / "b.png")])
+    assert restored.exit_code == 0, restored.output
+    assert panels(tmp_path / "b.png")[:2] == (2, 2 + len(views))
