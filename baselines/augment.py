@@ -63,8 +63,8 @@ def random_resized_crop_flip(images: Tensor, generator: torch.Generator | None =
 
     Area fraction ~ U(scale), aspect ratio log-uniform in ``ratio`` (width / height, in pixels);
     where the box would not fit (torchvision retries, then falls back to a centre crop) its sides
-    are clamped to the image, so every sample gets a box in one draw. Bilinear, output ``size``
-    (default: the input's).
+    are clamped to the image, so every sample gets a box in one draw. Bilinear, float32 output of
+    ``size`` (default: the input's).
     """
     check_images(images, generator, "random_resized_crop_flip")
     _check_range("scale", scale)

@@ -56,9 +56,9 @@ class MoCo(PretrainMethod):
         q = self.projector(self.net.forward_pooled(views["view1"]))
         with torch.no_grad():
             k = F.normalize(self.key_encoder(views["view2"]), dim=1)
-        if self.training:
+        if self.training and torch.is_grad_enabled():
             # Every training forward's keys are enqueued at the next after_step (several with
-            # gradient accumulation); evaluation forwards leave the queue alone.
+            # gradient accumulation); evaluation and no-grad forwards leave the queue alone.
             self._pending_keys.append(k)
         return {"loss": info_nce_with_negatives(q, k, self.queue, self.temperature)}
 

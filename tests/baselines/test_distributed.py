@@ -16,7 +16,7 @@ from zoo import UNet, convert_sync_batchnorm
 
 HPARAMS = {
     "simclr": dict(hidden_dim=64, out_dim=32),
-    "moco": dict(hidden_dim=64, out_dim=32, queue_size=24),  # global batch 8: wraps on the 3rd step
+    "moco": dict(hidden_dim=64, out_dim=32, queue_size=24),
     "byol": dict(hidden_dim=64, out_dim=32),
 }
 BATCH = 8

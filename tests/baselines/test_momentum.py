@@ -88,10 +88,12 @@ def test_moco_loss_is_pure_and_after_step_enqueues_its_keys(tiny_unet):
     # both training forwards' keys, in order, computed by the key encoder before its update
     assert torch.allclose(method.queue[:6], expected, atol=1e-6) and torch.allclose(method.queue[6:12], expected, atol=1e-6)
     assert torch.equal(method.queue[12:], queue[12:]) and int(method.queue_ptr) == 12
+    with torch.no_grad():
+        method.loss(images, views)
     method.eval()
     method.loss(images, views)
     method.after_step(2, 10)
-    assert int(method.queue_ptr) == 12  # evaluation forwards enqueue nothing
+    assert int(method.queue_ptr) == 12  # no-grad and evaluation forwards enqueue nothing
 
 
 def test_moco_queue_is_saved_with_the_state(tiny_unet):
