@@ -105,7 +105,12 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
         out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-        out.load_state_dict(module.state_dict())
+        # keep the very parameter and buffer objects (frozen parts stay frozen, optimizers stay valid)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
         out.train(module.training)
     for name, child in module.named_children():
         out.add_module(name, convert_sync_batchnorm(child, device))

@@ -152,3 +152,13 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_write(target, boom)
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
     assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1}) != stable_hash({"a": 2, "b": [1, 2]})
+
+
+def test_convert_keeps_parameters_and_their_frozen_state():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3))
+    net[2].requires_grad_(False)
+    params = [net[1].weight, net[2].weight]
+    out = convert_sync_batchnorm(net, torch.device("cpu"))
+    assert out[1].weight is params[0] and out[2].weight is params[1]
+    assert out[1].weight.requires_grad and not out[2].weight.requires_grad
+    assert type(out[1]).__name__ == "GlobalBatchNorm"
