@@ -72,24 +72,36 @@ def tune_malloc() -> bool:
 @contextmanager
 def _torch_settings(cfg: PretrainConfig) -> Iterator[None]:
     """Thread count and deterministic mode for the run, restored afterwards (tests share a process)."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    benchmark = torch.backends.cudnn.benchmark
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+        # warn_only: a CUDA op without a deterministic kernel (some pad/upsample backwards) warns
+        # instead of ending the run; on CPU every op the U-Net uses is deterministic.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     try:
         yield
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-        torch.backends.cudnn.benchmark = benchmark
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
 def _launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def pick_device(cfg: PretrainConfig) -> torch.device:
+    """``cfg.device``, else this rank's GPU when there is one, else the CPU."""
+    if cfg.device:
+        return torch.device(cfg.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 def _init_distributed(cfg: PretrainConfig) -> tuple[torch.device, bool]:
@@ -97,11 +109,7 @@ def _init_distributed(cfg: PretrainConfig) -> tuple[torch.device, bool]:
 
     Returns whether this call created the group (and so must destroy it).
     """
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if cfg.device:
-        device = torch.device(cfg.device)
-    else:
-        device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = pick_device(cfg)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     created = False
@@ -285,15 +293,25 @@ def _gather_rng(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]
     return out
 
 
-def _read_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["step"] <= upto]
+def _truncate_metrics(path: Path, upto: int) -> None:
+    """Keep the rows up to the checkpoint's step: later ones (and a line cut by a kill) get recomputed."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row["step"] <= upto:
+            rows.append(line + "\n")
+    atomic_write_text(path, "".join(rows))
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+def _append_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Appended at each checkpoint, not rewritten: a long run's log stays O(steps) to write."""
+    with open(path, "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -302,9 +320,9 @@ def default_out(cfg: PretrainConfig) -> Path:
     return Path("runs") / "pretrain" / f"{cfg.method}-{cfg.task}-{cfg.hash()}"
 
 
-def resolve(cfg: PretrainConfig, image_size: int, device: torch.device) -> PretrainConfig:
+def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = None) -> PretrainConfig:
     """Fill in what defaults stood for (hyper-parameters, image size, bf16 ...), so the hash names the run."""
-    cuda = device.type == "cuda"
+    cuda = (device or pick_device(cfg)).type == "cuda"
     return cfg.replace(
         hparams={**method_defaults(cfg.method), **cfg.hparams}, image_size=image_size,
         bf16=cuda if cfg.bf16 is None else cfg.bf16,
@@ -356,7 +374,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
 
     ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
-    step, rows = 0, []
+    step, pending, last_loss = 0, [], None
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
     if resume and ckpt_path.exists():
@@ -372,10 +390,14 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         batches.load_state(ckpt["batches"])
         _set_rng_state(ckpt["rng"][rank], view_gen, device)
         step = ckpt["step"]
-        rows = _read_metrics(metrics_path, step)
+        if rank == 0:
+            _truncate_metrics(metrics_path, step)
         say(f"resumed from step {step}")
-    elif resume:
-        say(f"no checkpoint in {out}; starting from step 0")
+    else:
+        if resume:
+            say(f"no checkpoint in {out}; starting from step 0")
+        if rank == 0:
+            atomic_write_text(metrics_path, "")
 
     def save() -> None:
         rng = _gather_rng(_rng_state(view_gen, device))
@@ -386,7 +408,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "batches": batches.state(), "rng": rng,
         }
-        _write_metrics(metrics_path, rows)  # first: a resume drops rows past the checkpoint's step
+        _append_metrics(metrics_path, pending)  # first: a resume drops rows past the checkpoint's step
+        pending.clear()
         atomic_write(ckpt_path, lambda p: torch.save(state, p))
 
     method.train()
@@ -415,7 +438,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
             method.after_step(step, total)
             step += 1
             speed = batch / (time.perf_counter() - t0)
-            rows.append({"step": step, "epoch": (step - 1) // per_epoch, "lr": lr, **logged, "images_per_s": speed})
+            pending.append({"step": step, "epoch": (step - 1) // per_epoch, "lr": lr, **logged, "images_per_s": speed})
+            last_loss = logged["loss"]
             advance(logged["loss"], speed)
             if step % cfg.checkpoint_every == 0 or step == total:
                 save()
@@ -426,7 +450,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
 
     info = {"config": cfg.to_dict(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
             "steps": total, "global_batch": batch, "world_size": world,
-            "final_loss": rows[-1]["loss"] if rows else None}
+            "final_loss": last_loss}
     cls = type(method)
     path = Path(save_pretrained(method.export(), out / EXPORT, method=cfg.method,
                                 trains_decoder=cls.trains_decoder, pretrain=info))
@@ -528,7 +552,10 @@ def pretrain_command(
         max_steps=max_steps, batch_size=batch_size, lr=lr, image_size=image_size, data_root=data_root, out=out,
         seed=seed, deterministic=deterministic, checkpoint_every=checkpoint_every, bf16=bf16, compile=compile,
     )
-    pretrain(cfg, resume=resume, progress=True)
+    try:
+        pretrain(cfg, resume=resume, progress=True)
+    except (FileExistsError, NonFiniteLossError) as err:  # fixable by the user: one line, not a traceback
+        raise ValueError(str(err)) from err
 
 
 if __name__ == "__main__":  # torchrun -m benchmark.pretrain <pretrain options>

@@ -275,3 +275,12 @@ def test_nan_loss_stops_without_touching_the_last_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["method"].values() if v.is_floating_point())
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4]
     assert not (tmp_path / "export").exists()
+
+
+def test_resume_drops_metrics_past_the_checkpoint_and_a_line_cut_by_a_kill(tmp_path):
+    from benchmark.pretrain import _truncate_metrics
+
+    path = tmp_path / METRICS
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "loss": 1.2}\n{"step": 4, "lo')
+    _truncate_metrics(path, 2)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
