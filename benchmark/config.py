@@ -149,8 +149,12 @@ class PretrainConfig:
             raise ValueError(f"unknown PretrainConfig fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    def protocol(self) -> dict[str, Any]:
+        """The fields that decide the result: hashed, and published with the weights (no local paths)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _UNHASHED}
+
     def hash(self) -> str:
-        return stable_hash({k: v for k, v in self.to_dict().items() if k not in _UNHASHED})
+        return stable_hash(self.protocol())
 
     def replace(self, **changes: Any) -> "PretrainConfig":
         return dataclasses.replace(self, **changes)

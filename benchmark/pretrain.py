@@ -293,7 +293,7 @@ def _gather_rng(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]
     return out
 
 
-def _truncate_metrics(path: Path, upto: int) -> None:
+def _truncate_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
     """Keep the rows up to the checkpoint's step: later ones (and a line cut by a kill) get recomputed."""
     rows = []
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -302,8 +302,9 @@ def _truncate_metrics(path: Path, upto: int) -> None:
         except json.JSONDecodeError:
             continue
         if row["step"] <= upto:
-            rows.append(line + "\n")
-    atomic_write_text(path, "".join(rows))
+            rows.append(row)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
 
 
 def _append_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -358,6 +359,9 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     out = Path(cfg.out) if cfg.out else default_out(cfg)
     batch, per_epoch, total = plan(len(images), cfg, world)
     bf16, channels_last = bool(cfg.bf16), bool(cfg.channels_last)
+    ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
 
     say = _printer(rank == 0 and progress)
     say(f"pretrain config {cfg.hash()}: {json.dumps(cfg.to_dict())}")
@@ -373,10 +377,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     view_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + rank)
     batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
 
-    ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
     step, pending, last_loss = 0, [], None
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if ckpt["config_hash"] != cfg.hash():
@@ -391,7 +392,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         _set_rng_state(ckpt["rng"][rank], view_gen, device)
         step = ckpt["step"]
         if rank == 0:
-            _truncate_metrics(metrics_path, step)
+            kept = _truncate_metrics(metrics_path, step)
+            last_loss = kept[-1]["loss"] if kept else None
         say(f"resumed from step {step}")
     else:
         if resume:
@@ -448,7 +450,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         return out / EXPORT
     from zoo.hub import save_pretrained  # lazy: the loop does not depend on hub until it exports
 
-    info = {"config": cfg.to_dict(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
+    info = {"config": cfg.protocol(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
             "steps": total, "global_batch": batch, "world_size": world,
             "final_loss": last_loss}
     cls = type(method)
