@@ -147,17 +147,12 @@ def distribute(method: PretrainMethod, device: torch.device,
                channels_last: bool = False) -> tuple[PretrainMethod, nn.Module]:
     """(method on ``device``, the module to call for the loss: DDP(LossStep) when distributed).
 
-    BatchNorm becomes global-batch BatchNorm first; conversion creates new parameters, so the
-    optimizer must be built from the returned method.
+    BatchNorm becomes global-batch BatchNorm first (same parameters, frozen ones stay frozen);
+    build the optimizer from the returned method.
     """
     distributed = _rank_world()[1] > 1
     if distributed:
-        # Conversion may create fresh BatchNorm parameters (GlobalBatchNorm on CPU), which would
-        # un-freeze a frozen decoder or EMA teacher: DDP would then wait for gradients that never come.
-        frozen = {n for n, p in method.named_parameters() if not p.requires_grad}
         method = convert_sync_batchnorm(method, device)
-        for n, p in method.named_parameters():
-            p.requires_grad_(n not in frozen)
     method = method.to(device, memory_format=torch.channels_last) if channels_last else method.to(device)
     if not distributed:
         return method, LossStep(method)

@@ -6,13 +6,12 @@ over ranks, every gradient, and MoCo's queue after ``after_step`` must match the
 """
 import pytest
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
+from benchmark.pretrain import distribute
 from benchmark.registry import method_class
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from tests.dist import run_distributed
-from zoo import UNet, convert_sync_batchnorm
+from zoo import UNet
 
 HPARAMS = {
     "simclr": dict(hidden_dim=64, out_dim=32),
@@ -22,36 +21,16 @@ HPARAMS = {
 BATCH = 8
 
 
-class _LossOfViews(nn.Module):
-    """Routes DDP's forward to ``method.loss`` so that precomputed views go through DDP."""
-
-    def __init__(self, method):
-        super().__init__()
-        self.method = method
-
-    def forward(self, images, views):
-        return self.method.loss(images, views)
-
-
 def build(name, state):
-    net = UNet(TINY_ENCODER, 3, 3, TINY_DECODER)
-    method = method_class(name)(net, **HPARAMS[name])
+    method = method_class(name)(UNet(TINY_ENCODER, 3, 3, TINY_DECODER), **HPARAMS[name])
     method.load_state_dict(state)
-    # zoo.convert_sync_batchnorm builds fresh BatchNorm parameters, which un-freezes the frozen
-    # decoder's BNs; DDP then waits for gradients that never come and silently skips the
-    # all-reduce. Restore the flags as benchmark/pretrain.py does.
-    frozen = {n for n, p in method.named_parameters() if not p.requires_grad}
-    method = convert_sync_batchnorm(method, torch.device("cpu"))
-    for n, p in method.named_parameters():
-        p.requires_grad_(n not in frozen)
     return method
 
 
 def _worker(rank, world, cases):
     out = {}
     for name, (state, images, views) in cases.items():
-        method = build(name, state)
-        ddp = DistributedDataParallel(_LossOfViews(method))
+        method, ddp = distribute(build(name, state), torch.device("cpu"))  # as the pretraining loop does
         n = images.shape[0] // world
         part = slice(rank * n, (rank + 1) * n)
         loss = ddp(images[part], {k: v[part] for k, v in views.items()})["loss"]
