@@ -46,10 +46,6 @@ def tasks() -> None:
 
 
 # Commands defined in other modules register here, one line each.
-from .pretrain import pretrain_command  # noqa: E402
-app.command("pretrain")(pretrain_command)
-from .views import show_views_command  # noqa: E402
-app.command("show-views")(show_views_command)
 from .run import run_command  # noqa: E402
 app.command("run")(run_command)
 from .finetune import finetune_command  # noqa: E402
@@ -64,6 +60,8 @@ from .publish import publish_command  # noqa: E402
 app.command("publish")(publish_command)
 from .leaderboard import leaderboard_command  # noqa: E402
 app.command("leaderboard")(leaderboard_command)
+from .analyses import app as analyses_app  # noqa: E402
+app.add_typer(analyses_app, name="analyse")
 
 
 def main() -> None:

@@ -14,6 +14,15 @@ METHODS: dict[str, str] = {
     "genesis": "baselines.genesis:ModelGenesis",
 }
 
+# Named (method, hyper-parameters) presets: the paper's ablation (Table 2) as ordinary ``--method`` names.
+# Their pretraining config hash differs by hparams, so their exports and results never collide.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "gen-translation": ("tower", {"contrastive_weight": 0.0, "mask": "none"}),  # generative, translation only
+    "gen-mask": ("tower", {"contrastive_weight": 0.0, "translate": False}),  # generative, mask only
+    "gen-both": ("tower", {"contrastive_weight": 0.0}),  # generative, translation and mask
+    "con-both": ("tower", {"generative_weight": 0.0}),  # contrastive, translation and mask
+}
+
 TASKS: dict[str, str] = {
     "synth-fundus": "benchmark.tasks.synth_fundus:SynthFundus",
     "synth-fundus-grade": "benchmark.tasks.synth_fundus:SynthFundusGrade",
@@ -39,6 +48,15 @@ def _load(kind: str, table: dict[str, str], name: str):
 
 def method_class(name: str):
     return _load("method", METHODS, name)
+
+
+def method_spec(name: str) -> tuple[str, dict]:
+    """(registered method, hyper-parameters) of a method or a variant name."""
+    if name in VARIANTS:
+        method, hparams = VARIANTS[name]
+        return method, dict(hparams)
+    method_class(name)  # raises with the valid names
+    return name, {}
 
 
 def task_class(name: str):

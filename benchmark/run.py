@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 
@@ -32,10 +33,10 @@ def expand_methods(spec: str) -> list[str]:
     if spec == "all":
         return list(registry.METHODS) + ["random", "imagenet"]
     names = [s.strip() for s in spec.split(",") if s.strip()]
+    known = list(registry.METHODS) + list(registry.VARIANTS) + list(INITS)
     for name in names:
-        if name not in registry.METHODS and name not in INITS and not Path(name).exists() and "/" not in name:
-            raise KeyError(f"unknown method {name!r}; valid: {', '.join(list(registry.METHODS) + list(INITS))}, "
-                           "a weights folder or a Hub id")
+        if name not in known and not Path(name).exists() and "/" not in name:
+            raise KeyError(f"unknown method {name!r}; valid: {', '.join(known)}, a weights folder or a Hub id")
     return names
 
 
@@ -57,11 +58,13 @@ def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
 
 def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
                     progress: bool) -> tuple[str, str]:
-    """(weights folder, pretraining hash) for ``method`` on ``task``: reused, resumed or trained."""
-    cfg = PretrainConfig.from_budget(budget, task.kind, method=method, task=task_name,
+    """(weights folder, pretraining hash) for ``method`` (or a variant) on ``task``: reused, resumed or trained."""
+    base, hparams = registry.method_spec(method)
+    cfg = PretrainConfig.from_budget(budget, task.kind, method=base, hparams=hparams, task=task_name,
                                      data_root=None if data_root is None else str(data_root))
     images = task.pretrain_images()
-    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
+    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
     out = default_out(cfg)
     export = out / EXPORT
     if (export / "config.json").exists():
@@ -87,10 +90,25 @@ def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: in
     )
 
 
+def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task, name: str, progress: bool) -> dict:
+    """The record of ``cfg`` stored under init ``name``: read from the store, or fine-tuned and stored."""
+    key = key_of({"task": cfg.task, "init": name, "seed": cfg.seed, "label_fraction": cfg.label_fraction,
+                  "budget": cfg.budget, "config_hash": cfg.hash()})
+    if store.has(key):
+        return store.get(key)
+    record = finetune(cfg, task, progress=progress)
+    record["init"] = name
+    store.put(record)
+    console.print(f"{cfg.task} {name} seed {cfg.seed} fraction {cfg.label_fraction}: "
+                  f"{record['metric']} {record['value']:.2f} ({record['epochs_run']} epochs, "
+                  f"{record['wall_time_s']:.0f} s)")
+    return record
+
+
 def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
-        store_root: Path, leaderboard_dir: Path, label_fractions: list[float], reference: str,
+        store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
         imagenet_weights: str | None, command: str, progress: bool = True) -> list[Path]:
-    """The whole benchmark; returns the leaderboard files written."""
+    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None)."""
     from .leaderboard import refresh_leaderboard
 
     store = ResultStore(store_root)
@@ -115,7 +133,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                 console.print(f"[yellow]skipping imagenet init: timm's weights for {b.encoder} are not cached and the "
                               "Hub is unreachable (pass --imagenet-weights FILE.safetensors)[/yellow]")
                 continue
-            if method in registry.METHODS:
+            if method in registry.METHODS or method in registry.VARIANTS:
                 init, pretrain_hash = pretrained_init(method, task, task_name, budget, root, progress)
             else:
                 init = method
@@ -123,17 +141,8 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                 for seed in range(seeds):
                     cfg = finetune_config(budget, task, task_name, init, seed, fraction, root, pretrain_hash,
                                           imagenet_weights)
-                    key = key_of({"task": task_name, "init": method, "seed": seed, "label_fraction": fraction,
-                                  "budget": budget, "config_hash": cfg.hash()})
-                    if store.has(key):
-                        continue
-                    record = finetune(cfg, task, progress=progress)
-                    record["init"] = method
-                    store.put(record)
-                    console.print(f"{task_name} {method} seed {seed} fraction {fraction}: "
-                                  f"{record['metric']} {record['value']:.2f} ({record['epochs_run']} epochs, "
-                                  f"{record['wall_time_s']:.0f} s)")
-        for fraction in label_fractions:
+                    finetune_stored(store, cfg, task, method, progress)
+        for fraction in label_fractions if leaderboard_dir is not None else ():
             name = f"{task_name}-{budget}" + ("" if fraction == 1.0 else f"-{int(round(fraction * 100))}pct")
             written += refresh_leaderboard(task_name, store_root, leaderboard_dir, reference=reference, budget=budget,
                                            label_fraction=fraction, name=name, command=command)
@@ -141,7 +150,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
 
 
 def run_command(
-    method: str = typer.Option("tower", "--method", help="a method, a comma-separated list, random, imagenet, or all"),
+    method: str = typer.Option("tower", "--method", help="a method, an ablation variant (gen-translation, gen-mask, gen-both, con-both), a comma-separated list, random, imagenet, or all"),
     task: str = typer.Option("synth-fundus", "--task", help="a task, a comma-separated list, or all"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="fine-tuning seeds per init (the paper: 10)"),
     budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),

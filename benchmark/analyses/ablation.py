@@ -1,0 +1,97 @@
+"""Ablation (paper Table 2): which of TOWER's parts matter — generative vs contrastive, translation vs mask.
+
+The variants are ordinary method names (``registry.VARIANTS``), so this is the main leaderboard over
+them, with the paper's Table 2 beside ours: every Table 2 column, and the paper's rank next to ours.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from .. import reference as ref
+from .. import registry
+from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from . import common
+
+INITS = ("random", "imagenet", "moco", "gen-translation", "gen-mask", "gen-both", "con-both", "tower")
+# The Table 2 column nearest to each embedded task (same modality and kind).
+PAPER_COLUMN = {"synth-fundus": "drive", "synth-fundus-grade": "retinamnist"}
+
+
+def paper_table2(inits: list[str]) -> pd.DataFrame:
+    """The paper's Table 2 for ``inits``: one column per task, ``nan`` where it has no row."""
+    rows = {}
+    for init in inits:
+        name = ref.paper_name(init)
+        rows[init] = {t: col[name].mean if name in col else float("nan") for t, col in ref.TABLE2_ABLATION.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str], data_root: Path | None = None,
+             imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
+    """Run what is missing, then write ``ablation-<task>-<budget>.{md,csv,png}``."""
+    records, notes = common.gather(inits, task, budget, seeds, store, data_root=data_root,
+                                   imagenet_weights=imagenet_weights, progress=progress)
+    df = build_leaderboard(records, task, reference="tower", budget=budget)
+    column = PAPER_COLUMN.get(task, task)
+    paper = paper_table2(list(df["init"]))
+    df["paper"] = [str(ref.TABLE2_ABLATION[column][ref.paper_name(i)]) if column in ref.TABLE2_ABLATION
+                   and ref.paper_name(i) in ref.TABLE2_ABLATION[column] else "" for i in df["init"]]
+    df["rank"] = df["mean"].rank(ascending=False, method="min").astype(int)
+    if column in paper:
+        df["paper_rank"] = paper.loc[df["init"], column].rank(ascending=False, method="min").to_numpy()
+    name = f"ablation-{task}-{budget}"
+    stamp = common.stamp(command, budget, task, records, seeds=seeds,
+                         **{"paper column": f"Table 2, {column}" if column in ref.TABLE2_ABLATION else "none"})
+    body = to_markdown(df, stamp, name).split("\n")[len(stamp) + 3:]  # the leaderboard table and legend
+    body += ["## The paper's Table 2 (AUC / Dice, %), same rows", ""]
+    table2 = paper.reset_index(names="init")
+    body += common.markdown_table(table2)
+    if "paper_rank" in df:
+        body += ["", f"Rank here vs rank in the paper's {column} column: "
+                 + ", ".join(f"{r.init} {r.rank}/{fmt_rank(r.paper_rank)}" for r in df.itertuples()) + "."]
+    variants = ", ".join(f"`{n}` = {m} {h}" for n, (m, h) in registry.VARIANTS.items())
+    body += ["", f"Variants (benchmark/registry.py VARIANTS): {variants}; `tower` = both losses, both proxies; "
+             "`moco` = MoCo-v2 with classic augmentations."] + [f"- note: {n}" for n in notes]
+    table = df[CSV_COLUMNS + ["rank"] + (["paper_rank"] if "paper_rank" in df else [])].copy()
+    table["paper"] = df["paper"]
+    for t in paper.columns:
+        table[f"paper_{t}"] = paper.loc[df["init"], t].to_numpy()
+
+    def draw(fig):
+        ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
+        common.draw_bars(ax, df, df.attrs["metric"])
+        ax.set_title(f"{name}: mean ± std over seeds, stars vs tower", fontsize=9)
+        col = paper.loc[df["init"], column] if column in paper else pd.Series(dtype=float)
+        ax2.barh(range(len(col)), col.to_numpy(), color="#dd8452", edgecolor="black", linewidth=0.5)
+        ax2.set_yticks(range(len(col)), list(col.index), fontsize=8)
+        ax2.invert_yaxis()
+        if len(col.dropna()):
+            lo, hi = col.min(), col.max()
+            ax2.set_xlim(lo - 0.2 * (hi - lo + 1e-6), hi + 0.1 * (hi - lo + 1e-6))
+        ax2.set_title(f"paper Table 2, {column} (same rows)", fontsize=9)
+
+    return common.write_outputs(out, name, stamp, table, body, draw, size=(10.0, 4.5))
+
+
+def fmt_rank(r) -> str:
+    return "–" if pd.isna(r) else str(int(r))
+
+
+def ablation_command(
+    task: str = typer.Option("synth-fundus", "--task"),
+    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    seeds: int = typer.Option(3, "--seeds", min=2, help="fine-tuning seeds per init (>= 2 for p-values)"),
+    inits: str = typer.Option(",".join(INITS), "--inits", help="comma-separated inits and variants"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
+    store: Path = typer.Option(Path("runs/results"), "--store"),
+    out: Path = typer.Option(Path("leaderboards"), "--out"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
+    ablation(task, budget, seeds, store, out, common.split_list(inits), data_root,
+             None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -1,0 +1,128 @@
+"""Convergence (paper Fig. 6/7): how fast each init's fine-tuning reaches its best validation score.
+
+Every fine-tuning record carries its per-epoch validation ``curve`` and ``best_epoch``. Runs stop
+early at different epochs, so the mean curve at an epoch averages the seeds still running there.
+The area under the curve is the mean validation score over the first H epochs, H = the shortest
+run among all compared inits, so every init is scored over the same epochs with no padding.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import typer
+
+from ..stats import summarize
+from . import common
+
+INITS = ("random", "imagenet", "moco", "con-both", "gen-both", "tower")  # those of the ablation: no new pretraining
+
+
+def by_init(records: list[dict]) -> dict[str, list[dict]]:
+    """init -> its records, in seed order (records without a curve are left out)."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: int(r["seed"])):
+        if r.get("curve"):
+            out[r["init"]].append(r)
+    return dict(out)
+
+
+def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, n) per epoch over the curves that reach that epoch."""
+    length = max(len(c) for c in curves)
+    grid = np.full((len(curves), length), np.nan)
+    for i, c in enumerate(curves):
+        grid[i, : len(c)] = c
+    n = np.sum(~np.isnan(grid), axis=0)
+    mean = np.nanmean(grid, axis=0)
+    std = np.array([np.nanstd(col, ddof=1) if k > 1 else 0.0 for col, k in zip(grid.T, n)])
+    return mean, std, n
+
+
+def convergence_table(groups: dict[str, list[dict]]) -> pd.DataFrame:
+    """Per init: epochs to best (1-based) and epochs run, mean ± std; AUC over the common horizon; test score."""
+    horizon = min(len(r["curve"]) for recs in groups.values() for r in recs)
+    rows = []
+    for init, recs in groups.items():
+        best = summarize([int(r["best_epoch"]) + 1 for r in recs])
+        ran = summarize([len(r["curve"]) for r in recs])
+        area = summarize([float(np.mean(r["curve"][:horizon])) for r in recs])
+        test = summarize([float(r["value"]) for r in recs])
+        rows.append({"init": init, "n": best.n, "best_epoch_mean": best.mean, "best_epoch_std": best.std,
+                     "epochs_run_mean": ran.mean, "auc_mean": area.mean, "auc_std": area.std, "horizon": horizon,
+                     "val_best_mean": float(np.mean([r.get("val_best", max(r["curve"])) for r in recs])),
+                     "test_mean": test.mean, "test_std": test.std})
+    return pd.DataFrame(rows).sort_values("best_epoch_mean", kind="stable").reset_index(drop=True)
+
+
+def draw_curves(ax, groups: dict[str, list[dict]], colors: dict, metric: str) -> None:
+    """Mean validation curve ± std per init; dots: each seed's best epoch; crosses: where it stopped."""
+    for init, recs in groups.items():
+        curves = [r["curve"] for r in recs]
+        mean, std, _ = mean_curve(curves)
+        epochs = np.arange(1, len(mean) + 1)
+        ax.plot(epochs, mean, color=colors[init], label=init)
+        ax.fill_between(epochs, mean - std, mean + std, color=colors[init], alpha=0.15)
+        ax.scatter([int(r["best_epoch"]) + 1 for r in recs], [r["curve"][int(r["best_epoch"])] for r in recs],
+                   color=colors[init], s=18, zorder=3, edgecolor="black", linewidth=0.4)
+        ax.scatter([len(c) for c in curves], [c[-1] for c in curves], color=colors[init], marker="x", s=20, zorder=3)
+    ax.set_xlabel("fine-tuning epoch")
+    ax.set_ylabel(f"validation {metric} (%)")
+    ax.legend(fontsize=7)
+
+
+def body_table(table: pd.DataFrame) -> list[str]:
+    view = pd.DataFrame({
+        "init": table["init"], "n": table["n"],
+        "epochs to best": [f"{common.fmt(m, 1)} ± {common.fmt(s, 1)}" for m, s in zip(table["best_epoch_mean"], table["best_epoch_std"])],
+        "epochs run": [common.fmt(v, 1) for v in table["epochs_run_mean"]],
+        f"val AUC, epochs 1-{table['horizon'].iloc[0]}": [f"{common.fmt(m)} ± {common.fmt(s)}" for m, s in zip(table["auc_mean"], table["auc_std"])],
+        "best val": [common.fmt(v) for v in table["val_best_mean"]],
+        "test": [f"{common.fmt(m)} ± {common.fmt(s)}" for m, s in zip(table["test_mean"], table["test_std"])],
+    })
+    return common.markdown_table(view)
+
+
+def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str],
+                data_root: Path | None = None, imagenet_weights: str | None = None, command: str = "",
+                progress: bool = False) -> list[Path]:
+    """Run what is missing, then write ``convergence-<task>-<budget>.{md,csv,png}``."""
+    records, notes = common.gather(inits, task, budget, seeds, store, data_root=data_root,
+                                   imagenet_weights=imagenet_weights, progress=progress)
+    groups = by_init(records)
+    if not groups:
+        raise ValueError(f"no fine-tuning curves for {inits} on {task} at budget {budget} in {store}")
+    table = convergence_table(groups)
+    metric = records[0]["metric"]
+    name = f"convergence-{task}-{budget}"
+    stamp = common.stamp(command, budget, task, records, seeds=seeds)
+    body = ["Epochs are 1-based; epochs to best = the early-stopping epoch whose model is tested. "
+            f"Val AUC = mean validation {metric} over epochs 1-H, H = the shortest run (the same epochs for every "
+            "init). Mean curves average the seeds still running at each epoch.", ""]
+    body += body_table(table) + [f"- note: {n}" for n in notes]
+
+    def draw(fig):
+        draw_curves(fig.subplots(), groups, common.colors(groups), metric)
+        fig.axes[0].set_title(f"{task} ({budget}): validation curves, mean ± std over {seeds} seeds; "
+                              "dots = best epoch, x = stopped", fontsize=8)
+
+    return common.write_outputs(out, name, stamp, table, body, draw)
+
+
+def convergence_command(
+    task: str = typer.Option("synth-fundus", "--task"),
+    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    seeds: int = typer.Option(3, "--seeds", min=1),
+    inits: str = typer.Option(",".join(INITS), "--inits"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
+    store: Path = typer.Option(Path("runs/results"), "--store"),
+    out: Path = typer.Option(Path("leaderboards"), "--out"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
+    convergence(task, budget, seeds, store, out, common.split_list(inits), data_root,
+                None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -1,0 +1,181 @@
+"""Label efficiency (paper Fig. 11): metric vs label fraction per init, and the annotation-cost reduction.
+
+The annotation cost of an init is the smallest label fraction at which its mean curve reaches a
+reference init's mean at 100% labels (the paper: random init). The crossing is found by linear
+interpolation of the mean curve **in linear fraction** between the two measured fractions that
+bracket it; its uncertainty is a bootstrap over seeds (resample each fraction's seeds and the
+reference's seeds with replacement, recompute the crossing, take the 2.5 / 97.5 percentiles).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import typer
+
+from .. import reference as ref
+from ..stats import summarize
+from . import common
+
+FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+INITS = ("random", "imagenet", "simclr", "tower")
+REFERENCES = ("random", "imagenet", "simclr")
+
+
+def crossing(fractions: Sequence[float], means: Sequence[float], target: float) -> float:
+    """Smallest fraction where the piecewise-linear mean curve reaches ``target``; ``inf`` if it never does.
+
+    ``fractions`` increasing. Already at or above target at the smallest fraction: that fraction (the
+    curve is not extrapolated below what was measured).
+    """
+    f, m = np.asarray(fractions, float), np.asarray(means, float)
+    if len(f) == 0 or len(f) != len(m) or np.any(np.diff(f) <= 0):
+        raise ValueError(f"crossing: need increasing fractions with one mean each, got {list(f)} and {list(m)}")
+    above = np.flatnonzero(m >= target)
+    if len(above) == 0:
+        return math.inf
+    i = int(above[0])
+    if i == 0:
+        return float(f[0])
+    t = (target - m[i - 1]) / (m[i] - m[i - 1])
+    return float(f[i - 1] + t * (f[i] - f[i - 1]))
+
+
+class Cost(NamedTuple):
+    """Crossing fraction (``inf``: not reached) with its bootstrap interval; saving = 1 - fraction."""
+
+    fraction: float
+    lo: float
+    hi: float
+    n_boot: int
+
+    @property
+    def saving(self) -> float:
+        return 1.0 - self.fraction if math.isfinite(self.fraction) else math.nan
+
+
+def annotation_cost(fractions: Sequence[float], values: Sequence[Sequence[float]], target_values: Sequence[float],
+                    n_boot: int = 2000, seed: int = 0) -> Cost:
+    """Crossing of the mean curve (``values[i]``: the seeds' metrics at ``fractions[i]``) with the mean of
+    ``target_values``, and its 95% percentile bootstrap interval over seeds (``inf`` = not reached)."""
+    if len(values) != len(fractions) or any(len(v) == 0 for v in values) or len(target_values) == 0:
+        raise ValueError("annotation_cost: every fraction and the target need at least one value")
+    point = crossing(fractions, [np.mean(v) for v in values], float(np.mean(target_values)))
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(v, float) for v in values]
+    target = np.asarray(target_values, float)
+    boot = np.empty(n_boot)
+    for b in range(n_boot):
+        means = [a[rng.integers(0, len(a), len(a))].mean() for a in arrays]
+        boot[b] = crossing(fractions, means, target[rng.integers(0, len(target), len(target))].mean())
+    lo, hi = np.quantile(boot, [0.025, 0.975], method="inverted_cdf")  # picks samples: inf stays inf
+    return Cost(point, float(lo), float(hi), n_boot)
+
+
+def _pct(x: float) -> str:
+    return "not reached" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def curves(records: list[dict]) -> dict[str, dict[float, list[float]]]:
+    """init -> fraction -> seed values."""
+    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(records, key=lambda r: int(r["seed"])):
+        out[r["init"]][float(r["label_fraction"])].append(float(r["value"]))
+    return out
+
+
+def cost_table(data: dict[str, dict[float, list[float]]], references: Sequence[str], n_boot: int) -> pd.DataFrame:
+    """One row per (init, reference) with a full curve: crossing, interval, saving."""
+    rows = []
+    for refname in references:
+        if 1.0 not in data.get(refname, {}):
+            continue
+        for init, by_fraction in data.items():
+            if init == refname:
+                continue
+            fr = sorted(by_fraction)
+            c = annotation_cost(fr, [by_fraction[f] for f in fr], data[refname][1.0], n_boot=n_boot)
+            rows.append({"init": init, "reference": f"{refname} @ 100%", "fraction": c.fraction, "lo": c.lo,
+                         "hi": c.hi, "saving": c.saving, "fraction_text": _pct(c.fraction),
+                         "interval_text": f"[{_pct(c.lo)}, {_pct(c.hi)}]", "n_boot": c.n_boot})
+    return pd.DataFrame(rows)
+
+
+def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str],
+                     fractions: list[float], references: list[str], n_boot: int = 2000, data_root: Path | None = None,
+                     imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
+    """Run what is missing, then write ``label-efficiency-<task>-<budget>.{md,csv,png}`` (+ ``-curves.csv``)."""
+    if any(not 0 < f <= 1 for f in fractions) or 1.0 not in fractions:
+        raise ValueError(f"--fractions must lie in (0, 1] and include 1 (the reference point), got {fractions}")
+    records, notes = common.gather(list(dict.fromkeys(inits + references)), task, budget, seeds, store, fractions,
+                                   data_root, imagenet_weights, progress)
+    data = curves(records)
+    summary = pd.DataFrame([{"init": i, "label_fraction": f, **summarize(v)._asdict()}
+                            for i in data for f, v in sorted(data[i].items())])
+    costs = cost_table(data, references, n_boot)
+    metric = records[0]["metric"] if records else "value"
+    name = f"label-efficiency-{task}-{budget}"
+    stamp = common.stamp(command, budget, task, records, seeds=seeds, fractions=",".join(f"{f:g}" for f in fractions))
+    body = [f"Annotation cost: the smallest label fraction at which an init's mean test {metric} reaches the "
+            "reference's mean at 100% labels (linear interpolation in linear fraction between measured fractions; "
+            f"95% interval: percentile bootstrap over seeds, {n_boot} resamples; 'not reached' = the curve stays "
+            "below). Saving = 1 - fraction.", ""]
+    if len(costs):
+        body += common.markdown_table(costs[["init", "reference", "fraction_text", "interval_text", "saving"]].rename(
+            columns={"fraction_text": "labels needed", "interval_text": "95% interval", "saving": "saving"}))
+    paper = ref.LABEL_SAVING.get(task)
+    body += ["", f"Paper (Fig. 11): TOWER saves {paper}% of labels vs random init on {task}." if paper else
+             f"Paper (Fig. 11) savings vs random init, TOWER: "
+             + ", ".join(f"{t} {v}%" for t, v in ref.LABEL_SAVING.items()) + " (no figure for this task).", "",
+             f"## {metric} (%) vs label fraction, mean ± std over seeds", ""]
+    body += common.markdown_table(summary[["init", "label_fraction", "n", "mean", "std"]])
+    body += [f"- note: {n}" for n in notes]
+
+    def draw(fig):
+        ax = fig.subplots()
+        col = common.colors(data)
+        for init, by_fraction in data.items():
+            fr = sorted(by_fraction)
+            s = [summarize(by_fraction[f]) for f in fr]
+            m = np.array([x.mean for x in s])
+            sd = np.nan_to_num(np.array([x.std for x in s]))
+            ax.plot(fr, m, "o-", color=col[init], label=init)
+            ax.fill_between(fr, m - sd, m + sd, color=col[init], alpha=0.2)
+        for refname in references:
+            if 1.0 in data.get(refname, {}):
+                ax.axhline(np.mean(data[refname][1.0]), color=col[refname], ls=":", lw=1)
+        for row in costs[costs["reference"] == f"{references[0]} @ 100%"].itertuples() if len(costs) else ():
+            if math.isfinite(row.fraction):
+                ax.axvline(row.fraction, color=col[row.init], ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("label fraction (log scale)")
+        ax.set_ylabel(f"test {metric} (%)")
+        ax.set_title(f"{task} ({budget}): mean ± std over seeds; dotted: references at 100%, "
+                     f"dashed: where each init reaches {references[0]} @ 100%", fontsize=8)
+        ax.legend(fontsize=8)
+
+    return common.write_outputs(out, name, stamp, costs, body, draw, extra_csv={"curves": summary})
+
+
+def label_efficiency_command(
+    task: str = typer.Option("synth-fundus-grade", "--task"),
+    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    seeds: int = typer.Option(3, "--seeds", min=1),
+    inits: str = typer.Option(",".join(INITS), "--inits"),
+    fractions: str = typer.Option(",".join(f"{f:g}" for f in FRACTIONS), "--fractions", help="must include 1"),
+    references: str = typer.Option(",".join(REFERENCES), "--references", help="inits whose 100% result is the bar"),
+    n_boot: int = typer.Option(2000, "--n-boot", min=100),
+    data_root: Optional[Path] = typer.Option(None, "--data-root"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
+    store: Path = typer.Option(Path("runs/results"), "--store"),
+    out: Path = typer.Option(Path("leaderboards"), "--out"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
+    label_efficiency(task, budget, seeds, store, out, common.split_list(inits), common.split_list(fractions, float),
+                     common.split_list(references), n_boot, data_root,
+                     None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

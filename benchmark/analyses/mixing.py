@@ -1,0 +1,111 @@
+"""Encoder/decoder mixing (paper Fig. 7): does a pretrained decoder help segmentation, and whose?
+
+A pair ``X+Y`` fine-tunes with the encoder of init X and the decoder of init Y (``--init X
+--init-decoder Y``). ``X+X`` is plain init X (its own decoder when its method trained one), so it
+reuses X's records. Significance marks are vs the first pair (default tower+tower).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from zoo.hub import imagenet_weights_reachable
+
+from .. import registry
+from ..config import budget as get_budget
+from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from ..run import finetune_config, finetune_stored, pretrained_init
+from ..store import ResultStore
+from . import common
+from .convergence import body_table, by_init, convergence_table, draw_curves
+
+PAIRS = ("tower+tower", "tower+random", "con-both+random", "con-both+gen-both", "gen-both+gen-both",
+         "imagenet+gen-both", "random+random")
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """``"X+Y"`` -> (X, Y); a plain ``X`` is ``X+X``."""
+    parts = pair.split("+")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"--pairs: expected ENCODER+DECODER (e.g. con-both+random), got {pair!r}")
+    return parts[0], parts[-1]
+
+
+def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: list[str], data_root: Path | None = None,
+           imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
+    """Run what is missing, then write ``mixing-<task>-<budget>.{md,csv,png}``."""
+    task_obj = common.load_task(task, budget, data_root)
+    if task_obj.kind != "segmentation":
+        raise ValueError(f"mixing needs a segmentation task (a decoder to mix); {task} is {task_obj.kind}")
+    parsed = [parse_pair(p) for p in pairs]
+    have_imagenet = imagenet_weights is not None or imagenet_weights_reachable(get_budget(budget).encoder)
+    notes = [f"{x}+{y}: skipped, ImageNet weights are not available offline (pass --imagenet-weights)"
+             for x, y in parsed if "imagenet" in (x, y) and not have_imagenet]
+    parsed = [(x, y) for x, y in parsed if have_imagenet or "imagenet" not in (x, y)]
+    plain = sorted({x for x, y in parsed if x == y})
+    records, more = common.gather(plain, task, budget, seeds, store, data_root=data_root,
+                                  imagenet_weights=imagenet_weights, progress=progress)
+    notes += more
+    records = [{**r, "init": f"{r['init']}+{r['init']}"} for r in records]
+    exports: dict[str, tuple[str, str | None]] = {}
+
+    def export(name: str) -> tuple[str, str | None]:
+        if name not in exports:
+            pretrained = name in registry.METHODS or name in registry.VARIANTS
+            exports[name] = (pretrained_init(name, task_obj, task, budget, data_root, progress) if pretrained
+                             else (name, None))
+        return exports[name]
+
+    results = ResultStore(store)
+    for x, y in parsed:
+        if x == y:
+            continue
+        (enc, enc_hash), (dec, dec_hash) = export(x), export(y)
+        for seed in range(seeds):
+            cfg = finetune_config(budget, task_obj, task, enc, seed, 1.0, data_root, enc_hash,
+                                  imagenet_weights if x == "imagenet" else None)
+            cfg = dataclasses.replace(cfg, init_decoder=dec, extra={**cfg.extra, "decoder": y,
+                                                                   "decoder_pretrain_hash": dec_hash})
+            records.append(finetune_stored(results, cfg, task_obj, f"{x}+{y}", progress))
+    labels = [f"{x}+{y}" for x, y in parsed]
+    df = build_leaderboard(records, task, reference=labels[0], budget=budget)
+    df["paper"] = ""
+    groups = by_init(records)
+    conv = convergence_table(groups)
+    name = f"mixing-{task}-{budget}"
+    stamp = common.stamp(command, budget, task, records, seeds=seeds, pairs=",".join(labels))
+    body = ["Rows are ENCODER+DECODER: the encoder of the first init, the decoder of the second "
+            "(X+X = plain init X). Test Dice, mean ± std over seeds; marks vs the first pair.", ""]
+    body += to_markdown(df, stamp, name).split("\n")[len(stamp) + 3:]
+    body += ["## Convergence of the same runs", ""] + body_table(conv) + [f"- note: {n}" for n in notes]
+    table = df[CSV_COLUMNS].merge(conv[["init", "best_epoch_mean", "best_epoch_std", "auc_mean", "auc_std", "horizon"]],
+                                  on="init", how="left")
+
+    def draw(fig):
+        ax, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
+        common.draw_bars(ax, df, df.attrs["metric"])
+        ax.set_title(f"{name}: test, stars vs {labels[0]}", fontsize=9)
+        draw_curves(ax2, groups, common.colors(labels), df.attrs["metric"])
+        ax2.set_title("validation curves, mean ± std (dots: best, x: stopped)", fontsize=9)
+
+    return common.write_outputs(out, name, stamp, table, body, draw, size=(11.0, 4.5))
+
+
+def mixing_command(
+    task: str = typer.Option("synth-fundus", "--task"),
+    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    seeds: int = typer.Option(3, "--seeds", min=1),
+    pairs: str = typer.Option(",".join(PAIRS), "--pairs", help="comma-separated ENCODER+DECODER inits"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
+    store: Path = typer.Option(Path("runs/results"), "--store"),
+    out: Path = typer.Option(Path("leaderboards"), "--out"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
+    mixing(task, budget, seeds, store, out, common.split_list(pairs), data_root,
+           None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)
