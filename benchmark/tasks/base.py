@@ -19,6 +19,10 @@ class DataError(Exception):
     """Missing or malformed data; the message names the path and the expected layout."""
 
 
+class EmptySplitError(DataError):
+    """A split with no samples; ``Task.load`` names the task, the split and the data folder."""
+
+
 @dataclass
 class Split:
     """One split held in memory.
@@ -41,7 +45,7 @@ class Split:
         if len(self.targets) != len(self.images):
             raise DataError(f"Split has {len(self.images)} images but {len(self.targets)} targets")
         if len(self.images) == 0:
-            raise DataError("Split is empty")
+            raise EmptySplitError("Split is empty")
         if self.ids is None:
             self.ids = [str(i) for i in range(len(self.images))]
 
@@ -78,7 +82,11 @@ class Task:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         if split not in self._cache:
-            self._cache[split] = self._load(split)
+            try:
+                self._cache[split] = self._load(split)
+            except EmptySplitError:
+                raise DataError(f"{self.name}: the {split} split of {self.data_root} is empty; expected at least "
+                                f"one sample in each of the {', '.join(SPLITS)} splits") from None
         return self._cache[split]
 
     def _load(self, split: str) -> Split:

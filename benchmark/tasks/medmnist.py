@@ -94,6 +94,9 @@ class MedMNISTTask(Task):
         return self._to_split(path, split, images, labels)
 
     def _to_split(self, path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> Split:
+        if len(images) == 0:
+            raise layout_error(path, f"{split}_images is empty (shape {images.shape}); expected at least one "
+                                     "sample in each split", self)
         want_3d = self.in_chans == 1
         if images.dtype != np.uint8 or images.ndim != (3 if want_3d else 4) or (not want_3d and images.shape[-1] != 3):
             shape = "(N, H, W)" if want_3d else "(N, H, W, 3)"
