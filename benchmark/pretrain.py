@@ -24,6 +24,7 @@ import ctypes
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -288,6 +289,28 @@ def _gather_rng(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]
     return out
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A resume checkpoint, read with ``weights_only=True``: tensors and plain containers only.
+
+    A file holding any other pickled object (which could run code when unpickled) or a damaged file
+    is refused with a ValueError naming it; it is left where it is.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        which = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "")
+        raise ValueError(f"{path}: refused to resume from it: it holds objects other than tensors and plain "
+                         f"containers, which could run code when loaded{f' ({which[:120]})' if which else ''}; "
+                         "expected a checkpoint written by tower-bench pretrain") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path}: unreadable or truncated checkpoint ({' '.join(str(err).split())[:80]}); "
+                         "move it away to start over, or choose another --out") from None
+    if not isinstance(ckpt, dict) or not {"step", "config_hash", "method", "rng"} <= ckpt.keys():
+        raise ValueError(f"{path}: not a tower-bench pretraining checkpoint (expected keys step, config_hash, "
+                         f"method, optimizer, scheduler, batches, rng)")
+    return ckpt
+
+
 def _truncate_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
     """Keep the rows up to the checkpoint's step: later ones (and a line cut by a kill) get recomputed."""
     rows = []
@@ -374,7 +397,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
 
     step, pending, last_loss = 0, [], None
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(ckpt_path)
         if ckpt["config_hash"] != cfg.hash():
             raise ValueError(f"{ckpt_path} belongs to config {ckpt['config_hash']}, not {cfg.hash()}; "
                              "resume with the same settings or choose another --out")
