@@ -70,7 +70,8 @@ def main() -> None:
 
     try:
         app()
-    except (UserError, DataError, KeyError, ValueError, FileNotFoundError) as err:
+    except (UserError, DataError, KeyError, ValueError, FileNotFoundError, NotADirectoryError,
+            FloatingPointError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"tower-bench: error: {msg}", file=sys.stderr)
         sys.exit(2)

@@ -234,7 +234,10 @@ class _Source:
         self.folder = path if path.is_dir() else None
         if self.folder is None:
             if path.exists():
-                raise NotADirectoryError(f"{path} is a file; expected a folder with {CONFIG_FILE} and {ENCODER_FILE}")
+                pickled = (f" ({path.suffix} is a pickle format, refused: tower-bench loads safetensors only, "
+                           "since pickle files can run code when loaded)" if path.suffix in PICKLE_SUFFIXES else "")
+                raise NotADirectoryError(f"{path} is a file; expected a folder with {CONFIG_FILE} and {ENCODER_FILE}"
+                                         + pickled)
             if path.is_absolute() or self.name.startswith((".", "~")) or self.name.count("/") > 1:
                 raise FileNotFoundError(f"no folder {path} (expected a folder with {CONFIG_FILE} and {ENCODER_FILE})")
 
