@@ -66,12 +66,13 @@ app.add_typer(analyses_app, name="analyse")
 
 def main() -> None:
     """Entry point: known, fixable errors become one line on stderr instead of a traceback."""
+    from .errors import BatchTooLargeError
     from .tasks.base import DataError
 
     try:
         app()
     except (UserError, DataError, KeyError, ValueError, FileNotFoundError, NotADirectoryError,
-            FloatingPointError) as err:
+            FloatingPointError, BatchTooLargeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"tower-bench: error: {msg}", file=sys.stderr)
         sys.exit(2)

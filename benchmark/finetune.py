@@ -26,6 +26,7 @@ from zoo import UNet, UNetConfig
 from zoo.io import package_version, stable_hash
 
 from . import registry
+from .errors import TORCH_OOM, batch_too_large
 from .tasks.base import Split, Task
 
 
@@ -199,37 +200,41 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
     best, best_epoch, best_state = -math.inf, -1, None
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ep"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        job = bar.add_task(f"fine-tune {cfg.task} init={cfg.init} seed={cfg.seed}", total=cfg.epochs, info="")
-        for epoch in range(cfg.epochs):
-            model.train()
-            order = torch.randperm(len(train), generator=order_gen)
-            # one-sample batches break BatchNorm: fold a trailing single sample into the previous batch
-            bounds = list(range(0, len(train), cfg.batch_size)) + [len(train)]
-            if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-                bounds.pop(-2)
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                idx = order[lo:hi]
-                x = train.images[idx].to(device, non_blocking=True).float().div_(255)
-                y = train.targets[idx].to(device, non_blocking=True)
-                if cfg.augment:
-                    x, y_aug = augment_batch(x, y if task.kind == "segmentation" else None, generator)
-                    y = y_aug if task.kind == "segmentation" else y
-                loss = _loss(model(x), y, task.kind)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"fine-tuning loss is {loss.item()} at epoch {epoch} (init {cfg.init}); lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-            score = evaluate(model, val, task.kind, cfg.eval_batch_size, device)
-            curve.append(score)
-            if score > best:
-                best, best_epoch = score, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            bar.update(job, advance=1, info=f"val {task.metric} {score:.2f} (best {best:.2f} @ {best_epoch})")
-            if epoch - best_epoch >= cfg.patience:
-                break
+    epoch = 0
+    try:
+        with Progress(*columns, disable=not progress, transient=True) as bar:
+            job = bar.add_task(f"fine-tune {cfg.task} init={cfg.init} seed={cfg.seed}", total=cfg.epochs, info="")
+            for epoch in range(cfg.epochs):
+                model.train()
+                order = torch.randperm(len(train), generator=order_gen)
+                # one-sample batches break BatchNorm: fold a trailing single sample into the previous batch
+                bounds = list(range(0, len(train), cfg.batch_size)) + [len(train)]
+                if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+                    bounds.pop(-2)
+                for lo, hi in zip(bounds[:-1], bounds[1:]):
+                    idx = order[lo:hi]
+                    x = train.images[idx].to(device, non_blocking=True).float().div_(255)
+                    y = train.targets[idx].to(device, non_blocking=True)
+                    if cfg.augment:
+                        x, y_aug = augment_batch(x, y if task.kind == "segmentation" else None, generator)
+                        y = y_aug if task.kind == "segmentation" else y
+                    loss = _loss(model(x), y, task.kind)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"fine-tuning loss is {loss.item()} at epoch {epoch} (init {cfg.init}); lower --lr")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                score = evaluate(model, val, task.kind, cfg.eval_batch_size, device)
+                curve.append(score)
+                if score > best:
+                    best, best_epoch = score, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                bar.update(job, advance=1, info=f"val {task.metric} {score:.2f} (best {best:.2f} @ {best_epoch})")
+                if epoch - best_epoch >= cfg.patience:
+                    break
+    except TORCH_OOM as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
+        raise batch_too_large("fine-tuning", cfg.batch_size, f"epoch {epoch} on {device}") from err
     model.load_state_dict(best_state)
     value = evaluate(model, test, task.kind, cfg.eval_batch_size, device)
     return {
@@ -249,6 +254,7 @@ def finetune_command(
     budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
     seed: int = typer.Option(0, "--seed"),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="fraction of training labels, in (0, 1]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="fine-tuning batch size (default: the budget's)"),
     init_decoder: Optional[str] = typer.Option(None, "--init-decoder", help="segmentation: take the decoder from another init"),
     data_root: Optional[Path] = typer.Option(None, "--data-root"),
     imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
@@ -263,7 +269,7 @@ def finetune_command(
     optim = b.finetune_optim(task_obj.kind)
     cfg = FinetuneConfig(
         task=task, init=init, init_decoder=init_decoder, encoder=b.encoder, image_size=task_obj.image_size,
-        epochs=b.finetune_epochs(task_obj.kind), batch_size=optim.batch_size, lr=optim.lr,
+        epochs=b.finetune_epochs(task_obj.kind), batch_size=batch_size or optim.batch_size, lr=optim.lr,
         patience=b.finetune_patience, seed=seed, label_fraction=label_fraction, budget=budget,
         data_root=None if data_root is None else str(data_root),
         imagenet_weights=None if imagenet_weights is None else str(imagenet_weights),

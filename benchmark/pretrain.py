@@ -43,6 +43,7 @@ from zoo.io import atomic_write, atomic_write_text
 
 from . import registry
 from .config import BUDGETS, PretrainConfig
+from .errors import TORCH_OOM, batch_too_large
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -433,36 +434,40 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         atomic_write(ckpt_path, lambda p: torch.save(state, p))
 
     method.train()
-    with _progress(rank == 0 and progress, total, step) as advance:
-        while step < total:
-            t0 = time.perf_counter()
-            x = batches.get(step)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.no_grad():
-                views = method.views(x, view_gen)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                parts = step_fn(x, views)
-            logged = _mean_over_ranks({k: v.detach().float() for k, v in parts.items()})
-            if not all(math.isfinite(v) for v in logged.values()):
-                shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
-                raise NonFiniteLossError(
-                    f"non-finite loss at step {step + 1} ({shown}); nothing saved, "
-                    f"last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none'}"
-                )
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            method.after_step(step, total)
-            step += 1
-            speed = batch / (time.perf_counter() - t0)
-            pending.append({"step": step, "epoch": (step - 1) // per_epoch, "lr": lr, **logged, "images_per_s": speed})
-            last_loss = logged["loss"]
-            advance(logged["loss"], speed)
-            if step % cfg.checkpoint_every == 0 or step == total:
-                save()
+    try:
+        with _progress(rank == 0 and progress, total, step) as advance:
+            while step < total:
+                t0 = time.perf_counter()
+                x = batches.get(step)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.no_grad():
+                    views = method.views(x, view_gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    parts = step_fn(x, views)
+                logged = _mean_over_ranks({k: v.detach().float() for k, v in parts.items()})
+                if not all(math.isfinite(v) for v in logged.values()):
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
+                    raise NonFiniteLossError(
+                        f"non-finite loss at step {step + 1} ({shown}); nothing saved, "
+                        f"last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none'}"
+                    )
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                optimizer.step()
+                scheduler.step()
+                method.after_step(step, total)
+                step += 1
+                speed = batch / (time.perf_counter() - t0)
+                pending.append({"step": step, "epoch": (step - 1) // per_epoch, "lr": lr, **logged, "images_per_s": speed})
+                last_loss = logged["loss"]
+                advance(logged["loss"], speed)
+                if step % cfg.checkpoint_every == 0 or step == total:
+                    save()
+    except TORCH_OOM as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
+        kept = f"; the last checkpoint stays in {ckpt_path}" if ckpt_path.exists() else ""
+        raise batch_too_large("pretraining", batch, f"step {step + 1} on {device}{kept}", world) from err
 
     if rank != 0:
         return out / EXPORT
