@@ -3,11 +3,15 @@
 Every step is skipped when its output already exists, so a killed sweep is rerun with the same
 command and picks up where it stopped: finished exports and result records are reused, a
 pretraining run with a checkpoint resumes.
+
+``plan`` turns a sweep into jobs (what is missing only); a launcher (``benchmark.launch``:
+inline, local submitit workers, SLURM) executes them: pretraining first, then fine-tuning.
 """
 from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -56,25 +60,71 @@ def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
     return data_root / task if (data_root / task).exists() else data_root
 
 
-def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
-                    progress: bool) -> tuple[str, str]:
-    """(weights folder, pretraining hash) for ``method`` (or a variant) on ``task``: reused, resumed or trained."""
+def load_task(name: str, root: Path | str | None, image_size: int | None) -> Task:
+    return registry.task_class(name)(root, image_size)
+
+
+@dataclass
+class PretrainJob:
+    """Pretrain ``method`` on one task; reused when exported, resumed from its checkpoint, else trained.
+
+    ``cfg`` is resolved before the job runs, so its hash (and the export folder) is known when the
+    fine-tuning jobs are planned. ``task`` is a cache for in-process runs and is not pickled.
+    """
+
+    method: str  # as asked for: a method or a variant name
+    cfg: PretrainConfig
+    image_size: int | None  # the budget's, to build the task again where the job runs
+    task: Task | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def out(self) -> Path:
+        return default_out(self.cfg)
+
+    @property
+    def export(self) -> Path:
+        return self.out / EXPORT
+
+    def done(self) -> bool:
+        return (self.export / "config.json").exists()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "task": None}
+
+    def __str__(self) -> str:
+        return f"pretrain {self.method} on {self.cfg.task}"
+
+    def __call__(self, progress: bool = True) -> Path:
+        if self.done():
+            console.print(f"[dim]{self.method}: reusing pretrained weights {self.export}[/dim]")
+            return self.export
+        task = self.task or load_task(self.cfg.task, self.cfg.data_root, self.image_size)
+        images = task.pretrain_images()
+        resume = (self.out / CHECKPOINT).exists()
+        console.print(f"[bold]{self.method}[/bold]: {'resuming' if resume else 'pretraining'} on {self.cfg.task} "
+                      f"({len(images)} training images) -> {self.out}")
+        pretrain(self.cfg.replace(out=str(self.out)), images=images, modality=task.modality, resume=resume,
+                 progress=progress)
+        return self.export
+
+
+def pretrain_job(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
+                 device: torch.device | None = None) -> PretrainJob:
+    """The pretraining of ``method`` (or a variant) on ``task``, resolved for ``device`` (default: CUDA when here)."""
     base, hparams = registry.method_spec(method)
     cfg = PretrainConfig.from_budget(budget, task.kind, method=base, hparams=hparams, task=task_name,
                                      data_root=None if data_root is None else str(data_root))
     images = task.pretrain_images()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
-    out = default_out(cfg)
-    export = out / EXPORT
-    if (export / "config.json").exists():
-        console.print(f"[dim]{method}: reusing pretrained weights {export}[/dim]")
-        return str(export), cfg.hash()
-    resume = (out / CHECKPOINT).exists()
-    console.print(f"[bold]{method}[/bold]: {'resuming' if resume else 'pretraining'} on {task_name} "
-                  f"({len(images)} training images, budget {budget}) -> {out}")
-    pretrain(cfg.replace(out=str(out)), images=images, modality=task.modality, resume=resume, progress=progress)
-    return str(export), cfg.hash()
+    return PretrainJob(method, cfg, get_budget(budget).image_size, task)
+
+
+def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
+                    progress: bool) -> tuple[str, str]:
+    """(weights folder, pretraining hash) for ``method`` (or a variant) on ``task``: reused, resumed or trained."""
+    job = pretrain_job(method, task, task_name, budget, data_root)
+    return str(job(progress)), job.cfg.hash()
 
 
 def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
@@ -90,10 +140,14 @@ def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: in
     )
 
 
-def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task, name: str, progress: bool) -> dict:
+def record_key(cfg: FinetuneConfig, name: str) -> dict:
+    return key_of({"task": cfg.task, "init": name, "seed": cfg.seed, "label_fraction": cfg.label_fraction,
+                   "budget": cfg.budget, "config_hash": cfg.hash()})
+
+
+def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, name: str, progress: bool) -> dict:
     """The record of ``cfg`` stored under init ``name``: read from the store, or fine-tuned and stored."""
-    key = key_of({"task": cfg.task, "init": name, "seed": cfg.seed, "label_fraction": cfg.label_fraction,
-                  "budget": cfg.budget, "config_hash": cfg.hash()})
+    key = record_key(cfg, name)
     if store.has(key):
         return store.get(key)
     record = finetune(cfg, task, progress=progress)
@@ -105,18 +159,45 @@ def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task, name: s
     return record
 
 
-def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
-        store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
-        imagenet_weights: str | None, command: str, progress: bool = True) -> list[Path]:
-    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None)."""
-    from .leaderboard import refresh_leaderboard
+@dataclass
+class FinetuneJob:
+    """Fine-tune one (init, seed, label fraction) and store its record, unless the store has it."""
 
+    name: str  # the init as the leaderboard names it
+    cfg: FinetuneConfig
+    store: str
+    task: Task | None = field(default=None, repr=False, compare=False)  # in-process cache, not pickled
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "task": None}
+
+    def __str__(self) -> str:
+        return f"fine-tune {self.cfg.task} {self.name} seed {self.cfg.seed} fraction {self.cfg.label_fraction}"
+
+    def __call__(self, progress: bool = True) -> dict:
+        return finetune_stored(ResultStore(self.store), self.cfg, self.task, self.name, progress)
+
+
+@dataclass
+class Plan:
+    """What a sweep still has to do; jobs whose output exists are left out."""
+
+    pretrain: list[PretrainJob] = field(default_factory=list)
+    finetune: list[FinetuneJob] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)  # tasks with data: their leaderboards are refreshed
+    stored: int = 0  # fine-tuning records already in the store
+
+
+def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
+         store_root: Path, label_fractions: list[float], imagenet_weights: str | None,
+         device: torch.device | None = None) -> Plan:
+    """The jobs of a sweep, pretraining resolved for ``device`` (where the jobs will run; default: here)."""
     store = ResultStore(store_root)
     b = get_budget(budget)
-    written: list[Path] = []
+    out = Plan()
     for task_name in tasks:
         root = task_root(data_root, task_name, len(tasks) > 1)
-        task = registry.task_class(task_name)(root, b.image_size)
+        task = load_task(task_name, root, b.image_size)
         try:
             task.load("train")
         except DataError as err:
@@ -124,6 +205,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                 raise
             console.print(f"[yellow]skipping {task_name}: {err}[/yellow]")
             continue
+        out.tasks.append(task_name)
         for method in methods:
             pretrain_hash = None
             if method == "imagenet" and imagenet_weights is None and not imagenet_weights_reachable(b.encoder):
@@ -134,15 +216,43 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                               "Hub is unreachable (pass --imagenet-weights FILE.safetensors)[/yellow]")
                 continue
             if method in registry.METHODS or method in registry.VARIANTS:
-                init, pretrain_hash = pretrained_init(method, task, task_name, budget, root, progress)
+                job = pretrain_job(method, task, task_name, budget, root, device)
+                init, pretrain_hash = str(job.export), job.cfg.hash()
+                if not job.done():
+                    out.pretrain.append(job)
             else:
                 init = method
             for fraction in label_fractions:
                 for seed in range(seeds):
                     cfg = finetune_config(budget, task, task_name, init, seed, fraction, root, pretrain_hash,
                                           imagenet_weights)
-                    finetune_stored(store, cfg, task, method, progress)
-        for fraction in label_fractions if leaderboard_dir is not None else ():
+                    if store.has(record_key(cfg, method)):
+                        out.stored += 1
+                    else:
+                        out.finetune.append(FinetuneJob(method, cfg, str(store_root), task))
+    return out
+
+
+def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
+        store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
+        imagenet_weights: str | None, command: str, progress: bool = True, launcher=None) -> list[Path]:
+    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None).
+
+    ``launcher`` (``benchmark.launch``) executes the jobs; default: inline, in this process.
+    """
+    from .launch import InlineLauncher
+    from .leaderboard import refresh_leaderboard
+
+    launcher = launcher or InlineLauncher(progress)
+    todo = plan(methods, tasks, seeds, budget, data_root, store_root, label_fractions, imagenet_weights,
+                launcher.device)
+    console.print(f"{launcher.name}: {len(todo.pretrain)} pretraining and {len(todo.finetune)} fine-tuning job(s) "
+                  f"to run, {todo.stored} result(s) already stored")
+    launcher.run(todo.pretrain, "pretrain")
+    launcher.run(todo.finetune, "finetune")
+    written: list[Path] = []
+    for task_name in todo.tasks if leaderboard_dir is not None else ():
+        for fraction in label_fractions:
             name = f"{task_name}-{budget}" + ("" if fraction == 1.0 else f"-{int(round(fraction * 100))}pct")
             written += refresh_leaderboard(task_name, store_root, leaderboard_dir, reference=reference, budget=budget,
                                            label_fraction=fraction, name=name, command=command)
@@ -161,12 +271,35 @@ def run_command(
     reference: str = typer.Option("tower", "--reference", help="the init significance marks compare against"),
     imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights", help="timm ImageNet weights (.safetensors) for offline machines"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    launcher: str = typer.Option("inline", "--launcher", help="inline (this process) | local (submitit workers on this machine) | slurm (submitit array jobs)"),
+    gpus: str = typer.Option("", "--gpus", help="local: GPU indices, one worker per GPU, e.g. 0,1,2,3"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local: worker processes (default: one per GPU; 1 on CPU)"),
+    jobs_dir: Path = typer.Option(Path("runs/submitit"), "--jobs-dir", help="local/slurm: submitit's job logs and pickles"),
+    timeout_min: int = typer.Option(24 * 60, "--timeout-min", min=1, help="local/slurm: time limit of each job, minutes"),
+    partition: Optional[str] = typer.Option(None, "--partition", help="slurm: partition"),
+    mem_gb: Optional[int] = typer.Option(None, "--mem-gb", min=1, help="slurm: memory per job, GB"),
+    gpus_per_job: int = typer.Option(1, "--gpus-per-job", min=0, help="slurm: GPUs per job (0: CPU jobs)"),
+    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", min=1, help="slurm: CPU cores per job"),
+    array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", min=1, help="slurm: most array tasks running at once"),
+    slurm_option: list[str] = typer.Option([], "--slurm-option", help="slurm: another sbatch option KEY=VALUE, e.g. account=abc (repeatable)"),
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
+    from .launch import JobsFailedError, SlurmOptions, make_launcher
+
     for fraction in label_fraction:
         if not 0 < fraction <= 1:
             raise ValueError(f"--label-fraction must be in (0, 1], got {fraction}")
+    extra = dict(o.split("=", 1) for o in slurm_option if "=" in o)
+    if len(extra) != len(slurm_option):
+        raise ValueError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
+    slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
+    chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
+                           timeout_min=timeout_min, progress=progress)
     command = "tower-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
-                reference, None if imagenet_weights is None else str(imagenet_weights), command, progress)
+    try:
+        paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
+                    reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
+                    chosen)
+    except JobsFailedError as err:  # one line; the logs hold the tracebacks
+        raise ValueError(str(err)) from err
     console.print("leaderboard files: " + ", ".join(str(p) for p in paths))
