@@ -397,6 +397,9 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
 
     step, pending, last_loss = 0, [], None
+    if resume and rank == 0:  # temp files of checkpoint writes cut by a kill: never read, only in the way
+        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):
+            stale.unlink(missing_ok=True)
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["config_hash"] != cfg.hash():

@@ -191,6 +191,7 @@ def test_missing_hub_id_offline_fails_fast_in_one_line(tmp_path):
     assert_one_line_error(res, "'nobody-here/no-such-weights' is not a local folder", "offline (HF_HUB_OFFLINE=1)",
                           "Hugging Face cache")
     assert elapsed < 90, f"an offline miss took {elapsed:.0f} s (network retries?)"
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1  # the real console entry point: one line
     assert not (tmp_path / "store").exists()
 
 
@@ -264,11 +265,3 @@ def test_out_of_memory_in_finetuning_names_a_smaller_batch(capsys, store, drive,
     monkeypatch.setattr(benchmark.finetune, "_loss", _raise_oom)
     res = finetune(capsys, store, "--task", "drive", "--data-root", drive, "--batch-size", "6")
     assert_one_line_error(res, "out of memory during fine-tuning at batch size 6", "try --batch-size 3")
-
-
-def test_a_real_process_prints_one_line_not_a_traceback(tmp_path):
-    """The console entry point itself (not the in-process runner): a bad option ends as one line, exit 2."""
-    res = cli_subprocess("run", "--method", "nope", "--budget", "smoke", cwd=tmp_path, timeout=120)
-    assert res.code == 2
-    assert_one_line_error(res, "unknown method 'nope'")
-    assert len(res.err.strip().splitlines()) == 1
