@@ -36,6 +36,13 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len({(r["init"], r["seed"]) for r in records}) == 400
     assert len(ResultStore(tmp_path).records("drive", init="shared")) == 1
     assert not list(tmp_path.rglob("*.tmp"))
+    # the leaderboard over what the workers wrote: every init with all of its 100 seeds
+    from benchmark.leaderboard import build_leaderboard
+
+    board = build_leaderboard(records, "drive", reference="w0").set_index("init")
+    assert sorted(board.index) == ["w0", "w1", "w2", "w3"]
+    assert board["n"].tolist() == [100] * 4 and board["seeds"].map(list).tolist() == [list(range(100))] * 4
+    assert board["mean"].tolist() == [49.5] * 4
 
 
 def test_put_get_has_and_completed_fields(tmp_path):
