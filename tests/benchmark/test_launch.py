@@ -1,0 +1,204 @@
+"""Sweep launchers: submitit's LocalExecutor on CPU for real; the SLURM path up to the submission."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import submitit
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.launch import (InlineLauncher, JobsFailedError, LocalLauncher, SlurmLauncher, SlurmOptions, execute,
+                              make_launcher, parse_gpus)
+from benchmark.run import FinetuneJob, PretrainJob, plan, run
+from benchmark.store import ResultStore
+from tests.benchmark.test_pretrain import REPO
+
+SWEEP = dict(methods=["tower", "random"], tasks=["synth-fundus"], seeds=2, budget="smoke", data_root=None,
+             label_fractions=[1.0], reference="tower", imagenet_weights=None, command="test")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Exports go to runs/pretrain under the cwd; workers import the repo from PYTHONPATH."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path
+
+
+def _forbid_submissions(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a rerun submitted a job")
+
+    for cls in (submitit.LocalExecutor, submitit.AutoExecutor):
+        monkeypatch.setattr(cls, "submit", refuse)
+        monkeypatch.setattr(cls, "map_array", refuse)
+
+
+@pytest.mark.slow
+def test_local_sweep_two_cpu_workers_then_a_rerun_submits_nothing(workdir, monkeypatch):
+    store, boards, jobs_dir = workdir / "store", workdir / "boards", workdir / "jobs"
+    written = run(store_root=store, leaderboard_dir=boards, progress=False,
+                  launcher=LocalLauncher(jobs_dir, gpus=[], workers=2, timeout_min=10), **SWEEP)
+
+    records = ResultStore(store).records()
+    assert sorted((r["init"], r["seed"]) for r in records) == [("random", 0), ("random", 1), ("tower", 0), ("tower", 1)]
+    assert all(r["budget"] == "smoke" and r["task"] == "synth-fundus" for r in records)
+    tower_hash = {r["config"]["extra"]["pretrain_hash"] for r in records if r["init"] == "tower"}
+    assert len(tower_hash) == 1
+    exports = list(Path("runs/pretrain").glob(f"tower-synth-fundus-{tower_hash.pop()}/export/config.json"))
+    assert len(exports) == 1, "the pretraining job did not export where the fine-tuning jobs were planned to look"
+    # 1 pretraining job, then the 4 fine-tuning runs shared by 2 worker processes
+    job_logs = sorted(jobs_dir.glob("*/*_result.pkl"))
+    assert len(job_logs) == 3, [p.name for p in job_logs]
+    assert len({r["config"]["seed"] for r in records}) == 2
+    assert any(p.suffix == ".md" for p in written)
+    assert "random" in (boards / "synth-fundus-smoke.md").read_text()
+
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*.json")}
+    _forbid_submissions(monkeypatch)
+    todo = plan(SWEEP["methods"], SWEEP["tasks"], 2, "smoke", None, store, [1.0], None, LocalLauncher().device)
+    assert (todo.pretrain, todo.finetune, todo.stored) == ([], [], 4)
+    run(store_root=store, leaderboard_dir=boards, progress=False,
+        launcher=LocalLauncher(jobs_dir, gpus=[], workers=2), **SWEEP)
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*.json")} == before
+
+
+def test_local_workers_get_one_gpu_each_and_a_share_of_the_jobs(monkeypatch, tmp_path):
+    """Without GPUs here: capture what each worker would be started with."""
+    calls = []
+
+    class Done:
+        job_id = "0"
+
+        def result(self):
+            return []
+
+    def submit(self, fn, jobs, threads):
+        calls.append((dict(self.parameters), jobs, threads))
+        return Done()
+
+    monkeypatch.setattr(submitit.LocalExecutor, "submit", submit)
+    launcher = make_launcher("local", gpus="2,3", folder=tmp_path)
+    assert launcher.device.type == "cuda"
+    launcher.run(list("abcde"), "finetune")
+    assert [c[0]["visible_gpus"] for c in calls] == [[2], [3]]
+    assert all(c[0]["gpus_per_node"] == 1 for c in calls)
+    assert [c[1] for c in calls] == [["a", "c", "e"], ["b", "d"]]
+    calls.clear()
+    make_launcher("local", workers=3, folder=tmp_path).run(list("ab"), "finetune")
+    assert [(c[0]["visible_gpus"], c[0]["gpus_per_node"], c[1]) for c in calls] == [((), 0, ["a"]), ((), 0, ["b"])]
+    assert calls[0][2] == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_slurm_options_reach_submitit_and_sbatch(monkeypatch, workdir):
+    """``--launcher slurm`` builds the AutoExecutor with the CLI's resources; the array is captured, not sent."""
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    arrays = []
+
+    class Inline:
+        """Stands in for a SLURM array task: runs its job here when its result is asked for."""
+
+        def __init__(self, args):
+            self.args, self.job_id = args, f"42_{len(arrays)}"
+
+        def result(self):
+            return execute(*self.args)
+
+    def map_array(self, fn, jobs, threads):
+        assert fn is execute
+        arrays.append((self, jobs, threads))
+        return [Inline(args) for args in zip(jobs, threads)]
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
+    result = CliRunner().invoke(app, [
+        "run", "--method", "random", "--seeds", "1", "--budget", "smoke", "--store", "store", "--out", "boards",
+        "--no-progress", "--launcher", "slurm", "--jobs-dir", "jobs", "--partition", "gpu", "--timeout-min", "120",
+        "--mem-gb", "32", "--gpus-per-job", "1", "--cpus-per-job", "8", "--array-parallelism", "4",
+        "--slurm-option", "account=abc"])
+    assert result.exit_code == 0, f"{result.output[-2000:]}{result.exception!r}"
+    assert len(arrays) == 1, "random init needs no pretraining: one array, of fine-tuning jobs"
+    executor, jobs, threads = arrays[0]
+    assert len(jobs) == 1 and isinstance(jobs[0][0], FinetuneJob) and threads == [8]
+    params = executor._executor.parameters
+    assert params["partition"] == "gpu" and params["array_parallelism"] == 4 and params["job_name"] == "tower-bench-finetune"
+    assert params["additional_parameters"] == {"account": "abc"}
+    sbatch = executor._executor._make_submission_file_text("python -m submitit.core._submit jobs", "uid")
+    for line in ("--partition=gpu", "--time=120", "--mem=32GB", "--gpus-per-node=1", "--cpus-per-task=8",
+                 "--account=abc", "--ntasks-per-node=1", "--nodes=1"):
+        assert f"#SBATCH {line}\n" in sbatch, line
+    assert len(ResultStore(workdir / "store").records()) == 1
+
+
+def test_slurm_plans_pretraining_for_the_jobs_gpus(workdir):
+    """The login node has no GPU, the jobs do: exports are named by the config the GPU jobs will use."""
+    gpu = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None,
+               SlurmLauncher(options=SlurmOptions(gpus_per_job=1)).device)
+    cpu = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None,
+               SlurmLauncher(options=SlurmOptions(gpus_per_job=0)).device)
+    assert gpu.pretrain[0].cfg.bf16 and not cpu.pretrain[0].cfg.bf16
+    assert gpu.finetune[0].cfg.init == str(gpu.pretrain[0].export) != cpu.finetune[0].cfg.init
+
+
+def test_jobs_pickle_without_their_task_cache(workdir):
+    import pickle
+
+    todo = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None)
+    job = todo.pretrain[0]
+    assert isinstance(job, PretrainJob) and job.task is not None
+    copy = pickle.loads(pickle.dumps(job))
+    assert copy.task is None and copy.cfg == job.cfg and copy.export == job.export
+    assert str(todo.finetune[0]) == "fine-tune synth-fundus tower seed 0 fraction 1.0"
+
+
+def test_execute_runs_the_rest_after_a_failure_and_the_launcher_names_it(tmp_path):
+    ran = []
+
+    class Job:
+        def __init__(self, name, fail=False):
+            self.name, self.fail = name, fail
+
+        def __str__(self):
+            return self.name
+
+        def __call__(self, progress):
+            ran.append(self.name)
+            if self.fail:
+                raise FloatingPointError("loss is nan")
+
+    assert execute([Job("a", fail=True), Job("b")]) == ["a: FloatingPointError: loss is nan"]
+    assert ran == ["a", "b"]
+
+    class Result:
+        job_id, paths = "7", None
+
+        def result(self):
+            return ["a: FloatingPointError: loss is nan"]
+
+    from benchmark.launch import _wait
+
+    with pytest.raises(JobsFailedError, match=r"1 finetune job\(s\) failed .*first: a: FloatingPointError"):
+        _wait([Result()], "finetune", tmp_path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("inline",), None),
+    (("inline", "0,1"), "add --launcher local"),
+    (("slurm", "0"), "--gpus-per-job"),
+    (("local", "0,x"), "comma-separated GPU indices"),
+    (("local", "1,1"), "once"),
+    (("pbs",), "unknown --launcher 'pbs'"),
+])
+def test_launcher_choices_fail_in_one_line(args, message):
+    if message is None:
+        assert isinstance(make_launcher(*args[:1]), InlineLauncher)
+        return
+    with pytest.raises(ValueError, match=message):
+        make_launcher(args[0], gpus=args[1] if len(args) > 1 else "")
+
+
+def test_parse_gpus():
+    assert parse_gpus("0,1, 2,3") == [0, 1, 2, 3] and parse_gpus("") == []
