@@ -213,8 +213,11 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
                     bounds.pop(-2)
                 for lo, hi in zip(bounds[:-1], bounds[1:]):
                     idx = order[lo:hi]
-                    x = train.images[idx].to(device, non_blocking=True).float().div_(255)
-                    y = train.targets[idx].to(device, non_blocking=True)
+                    x, y = train.images[idx], train.targets[idx]
+                    if device.type == "cuda":  # page-locked, so the copies below really run asynchronously
+                        x, y = x.pin_memory(), y.pin_memory()
+                    x = x.to(device, non_blocking=True).float().div_(255)
+                    y = y.to(device, non_blocking=True)
                     if cfg.augment:
                         x, y_aug = augment_batch(x, y if task.kind == "segmentation" else None, generator)
                         y = y_aug if task.kind == "segmentation" else y

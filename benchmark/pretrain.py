@@ -8,11 +8,14 @@ Several GPUs on one machine (``--gpus N`` re-launches the command under torchrun
 
     tower-bench pretrain --method tower --task drive --gpus 4
 
-Several machines: start the same command on every node under torchrun yourself::
+Several machines: start the same command on every node under torchrun yourself (same
+``--rdzv-id``, an endpoint every node reaches, ``--out`` on a shared file system: rank 0 writes)::
 
     torchrun --nnodes 2 --nproc-per-node 8 --node-rank $NODE_RANK \\
-        --rdzv-backend c10d --rdzv-endpoint $HEAD_NODE:29500 \\
+        --rdzv-backend c10d --rdzv-endpoint $HEAD_NODE:29500 --rdzv-id tower-chexpert \\
         -m benchmark.pretrain --method tower --task chexpert --data-root DATA/CheXpert --out runs/x
+
+(tests/benchmark/test_multinode.py runs this with two nodes on 127.0.0.1 and gloo.)
 
 ``--batch-size`` is the global batch, split evenly over the ranks; BatchNorm uses global-batch
 statistics and contrastive negatives are gathered from all ranks, so N processes compute the
