@@ -101,7 +101,8 @@ def cost_table(data: dict[str, dict[float, list[float]]], references: Sequence[s
             c = annotation_cost(fr, [by_fraction[f] for f in fr], data[refname][1.0], n_boot=n_boot)
             rows.append({"init": init, "reference": f"{refname} @ 100%", "fraction": c.fraction, "lo": c.lo,
                          "hi": c.hi, "saving": c.saving, "fraction_text": _pct(c.fraction),
-                         "interval_text": f"[{_pct(c.lo)}, {_pct(c.hi)}]", "n_boot": c.n_boot})
+                         "interval_text": f"[{_pct(c.lo)}, {_pct(c.hi)}]",
+                         "saving_text": "–" if math.isnan(c.saving) else f"{100 * c.saving:.0f}%", "n_boot": c.n_boot})
     return pd.DataFrame(rows)
 
 
@@ -125,8 +126,8 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
             f"95% interval: percentile bootstrap over seeds, {n_boot} resamples; 'not reached' = the curve stays "
             "below). Saving = 1 - fraction.", ""]
     if len(costs):
-        body += common.markdown_table(costs[["init", "reference", "fraction_text", "interval_text", "saving"]].rename(
-            columns={"fraction_text": "labels needed", "interval_text": "95% interval", "saving": "saving"}))
+        body += common.markdown_table(costs[["init", "reference", "fraction_text", "interval_text", "saving_text"]].rename(
+            columns={"fraction_text": "labels needed", "interval_text": "95% interval", "saving_text": "saving"}))
     paper = ref.LABEL_SAVING.get(task)
     body += ["", f"Paper (Fig. 11): TOWER saves {paper}% of labels vs random init on {task}." if paper else
              f"Paper (Fig. 11) savings vs random init, TOWER: "

@@ -42,7 +42,8 @@ def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: li
     if task_obj.kind != "segmentation":
         raise ValueError(f"mixing needs a segmentation task (a decoder to mix); {task} is {task_obj.kind}")
     parsed = [parse_pair(p) for p in pairs]
-    have_imagenet = imagenet_weights is not None or imagenet_weights_reachable(get_budget(budget).encoder)
+    wants_imagenet = any("imagenet" in pair for pair in parsed)
+    have_imagenet = imagenet_weights is not None or (wants_imagenet and imagenet_weights_reachable(get_budget(budget).encoder))
     notes = [f"{x}+{y}: skipped, ImageNet weights are not available offline (pass --imagenet-weights)"
              for x, y in parsed if "imagenet" in (x, y) and not have_imagenet]
     parsed = [(x, y) for x, y in parsed if have_imagenet or "imagenet" not in (x, y)]
