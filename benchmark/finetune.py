@@ -58,6 +58,22 @@ class FinetuneConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
 
+    @classmethod
+    def from_budget(cls, budget: str, task: Task, task_name: str, **overrides) -> "FinetuneConfig":
+        """The budget's fine-tuning sizes for ``task`` (its kind picks epochs, batch size and lr);
+        ``overrides`` that are None are ignored."""
+        from .config import budget as get_budget
+
+        b = get_budget(budget)
+        optim = b.finetune_optim(task.kind)
+        fields = dict(
+            task=task_name, encoder=b.encoder, image_size=task.image_size, epochs=b.finetune_epochs(task.kind),
+            batch_size=optim.batch_size, lr=optim.lr, patience=b.finetune_patience, budget=budget,
+            decoder_channels=b.decoder_channels or cls.decoder_channels,
+        )
+        fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["decoder_channels"] = list(self.decoder_channels)
@@ -258,6 +274,8 @@ def finetune_command(
     seed: int = typer.Option(0, "--seed"),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="fraction of training labels, in (0, 1]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="fine-tuning batch size (default: the budget's)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="peak learning rate (default: the budget's)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs before early stopping (default: the budget's)"),
     init_decoder: Optional[str] = typer.Option(None, "--init-decoder", help="segmentation: take the decoder from another init"),
     data_root: Optional[Path] = typer.Option(None, "--data-root"),
     imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
@@ -267,16 +285,10 @@ def finetune_command(
     from .config import budget as get_budget
     from .store import ResultStore
 
-    b = get_budget(budget)
-    task_obj = registry.task_class(task)(data_root, b.image_size)
-    optim = b.finetune_optim(task_obj.kind)
-    cfg = FinetuneConfig(
-        task=task, init=init, init_decoder=init_decoder, encoder=b.encoder, image_size=task_obj.image_size,
-        epochs=b.finetune_epochs(task_obj.kind), batch_size=batch_size or optim.batch_size, lr=optim.lr,
-        patience=b.finetune_patience, seed=seed, label_fraction=label_fraction, budget=budget,
-        data_root=None if data_root is None else str(data_root),
-        imagenet_weights=None if imagenet_weights is None else str(imagenet_weights),
-        decoder_channels=b.decoder_channels or FinetuneConfig.decoder_channels,
+    task_obj = registry.task_class(task)(data_root, get_budget(budget).image_size)
+    cfg = FinetuneConfig.from_budget(
+        budget, task_obj, task, init=init, init_decoder=init_decoder, seed=seed, label_fraction=label_fraction,
+        batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root, imagenet_weights=imagenet_weights,
     )
     record = finetune(cfg, task_obj)
     path = ResultStore(store).put(record)

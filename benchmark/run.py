@@ -129,14 +129,9 @@ def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_r
 
 def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
                     data_root: Path | None, pretrain_hash: str | None, imagenet_weights: str | None) -> FinetuneConfig:
-    b = get_budget(budget)
-    optim = b.finetune_optim(task.kind)
-    return FinetuneConfig(
-        task=task_name, init=init, encoder=b.encoder, image_size=task.image_size, epochs=b.finetune_epochs(task.kind),
-        batch_size=optim.batch_size, lr=optim.lr, patience=b.finetune_patience, seed=seed,
-        label_fraction=label_fraction, budget=budget, data_root=None if data_root is None else str(data_root),
-        imagenet_weights=imagenet_weights, decoder_channels=b.decoder_channels or FinetuneConfig.decoder_channels,
-        extra={} if pretrain_hash is None else {"pretrain_hash": pretrain_hash},
+    return FinetuneConfig.from_budget(
+        budget, task, task_name, init=init, seed=seed, label_fraction=label_fraction, data_root=data_root,
+        imagenet_weights=imagenet_weights, extra={} if pretrain_hash is None else {"pretrain_hash": pretrain_hash},
     )
 
 
