@@ -115,7 +115,10 @@ def test_budgets_define_every_pretrain_size():
     paper = BUDGETS["paper"]
     assert (paper.pretrain_segmentation.batch_size, paper.pretrain_segmentation.lr) == (32, 1e-2)
     assert (paper.pretrain_classification.batch_size, paper.pretrain_classification.lr) == (128, 1e-3)
-    with pytest.raises(KeyError, match="valid budgets: smoke, cpu, paper"):
+    # the paper's fine-tuning protocol (PAPER.md): classification lr 2e-4 / 100 epochs, segmentation lr 1e-3 / 200
+    assert (paper.finetune_classification.lr, paper.finetune_epochs("multiclass")) == (2e-4, 100)
+    assert (paper.finetune_segmentation.lr, paper.finetune_epochs("segmentation"), paper.finetune_patience) == (1e-3, 200, 30)
+    with pytest.raises(KeyError, match="valid budgets: " + ", ".join(BUDGETS)):
         PretrainConfig.from_budget("huge", "binary")
 
 
