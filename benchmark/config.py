@@ -79,11 +79,11 @@ BUDGETS: dict[str, Budget] = {
     ),
     "cpu-mini": Budget(
         name="cpu-mini", description="the analyses' committed runs on a shared 2-core CPU: cpu's recipe with a slim "
-                                     "decoder, 12 pretraining steps of 16 images, 10 fine-tuning epochs",
+                                     "decoder, 30 pretraining steps of 16 images, 20 fine-tuning epochs",
         encoder="resnet18", decoder_channels=(64, 32, 16, 16, 8), image_size=64,
-        pretrain_epochs=1, pretrain_min_steps=12,
+        pretrain_epochs=1, pretrain_min_steps=30,
         pretrain_classification=Optim(16, 1e-3), pretrain_segmentation=Optim(16, 1e-3),
-        finetune_epochs_classification=10, finetune_epochs_segmentation=10, finetune_patience=4,
+        finetune_epochs_classification=20, finetune_epochs_segmentation=20, finetune_patience=6,
         finetune_classification=Optim(32, 1e-3), finetune_segmentation=Optim(8, 1e-3),
     ),
     "paper": Budget(

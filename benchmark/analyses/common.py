@@ -57,13 +57,13 @@ def gather(inits: list[str], task: str, budget: str, seeds: int, store: Path, fr
     return records, notes
 
 
-def stamp(command: str, budget: str, task: str, records: list[Mapping[str, Any]], **extra: Any) -> dict[str, Any]:
+def stamp(command: str, budget: str, task: str, records: list[Mapping[str, Any]], data: str | None = None,
+          **extra: Any) -> dict[str, Any]:
     """What produced an output: command, budget, data, date, versions (first lines of every file)."""
     roots = sorted({str(r.get("config", {}).get("data_root")) for r in records if r.get("config", {}).get("data_root")})
+    where = f" from {', '.join(roots)}" if roots else " (embedded data)" if task.startswith("synth") else ""
     return {
-        "command": command, "budget": budget,
-        "data": f"{len(records)} records of {task}" + (f" from {', '.join(roots)}" if roots else " (embedded data)"
-                                                       if task.startswith("synth") else ""),
+        "command": command, "budget": budget, "data": (data or f"{len(records)} records of {task}") + where,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **extra, "tower-bench": package_version(),
     }

@@ -1,7 +1,8 @@
 """Convergence (paper Fig. 6/7): how fast each init's fine-tuning reaches its best validation score.
 
 Every fine-tuning record carries its per-epoch validation ``curve`` and ``best_epoch``. Runs stop
-early at different epochs, so the mean curve at an epoch averages the seeds still running there.
+early at different epochs; after its stop a run counts with its best score (the model it keeps), so
+every epoch of the mean curve averages all seeds and a stopped seed does not make the mean jump.
 The area under the curve is the mean validation score over the first H epochs, H = the shortest
 run among all compared inits, so every init is scored over the same epochs with no padding.
 """
@@ -30,16 +31,12 @@ def by_init(records: list[dict]) -> dict[str, list[dict]]:
     return dict(out)
 
 
-def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, std, n) per epoch over the curves that reach that epoch."""
+def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per epoch over all curves, each carried on after its stop at its best value."""
     length = max(len(c) for c in curves)
-    grid = np.full((len(curves), length), np.nan)
-    for i, c in enumerate(curves):
-        grid[i, : len(c)] = c
-    n = np.sum(~np.isnan(grid), axis=0)
-    mean = np.nanmean(grid, axis=0)
-    std = np.array([np.nanstd(col, ddof=1) if k > 1 else 0.0 for col, k in zip(grid.T, n)])
-    return mean, std, n
+    grid = np.array([list(c) + [max(c)] * (length - len(c)) for c in curves], dtype=float)
+    std = grid.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
+    return grid.mean(axis=0), std
 
 
 def convergence_table(groups: dict[str, list[dict]]) -> pd.DataFrame:
@@ -62,7 +59,7 @@ def draw_curves(ax, groups: dict[str, list[dict]], colors: dict, metric: str) ->
     """Mean validation curve ± std per init; dots: each seed's best epoch; crosses: where it stopped."""
     for init, recs in groups.items():
         curves = [r["curve"] for r in recs]
-        mean, std, _ = mean_curve(curves)
+        mean, std = mean_curve(curves)
         epochs = np.arange(1, len(mean) + 1)
         ax.plot(epochs, mean, color=colors[init], label=init)
         ax.fill_between(epochs, mean - std, mean + std, color=colors[init], alpha=0.15)
@@ -101,7 +98,7 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
     stamp = common.stamp(command, budget, task, records, seeds=seeds)
     body = ["Epochs are 1-based; epochs to best = the early-stopping epoch whose model is tested. "
             f"Val AUC = mean validation {metric} over epochs 1-H, H = the shortest run (the same epochs for every "
-            "init). Mean curves average the seeds still running at each epoch.", ""]
+            "init). Mean curves average all seeds; a stopped seed counts with its best score (the model it keeps).", ""]
     body += body_table(table) + [f"- note: {n}" for n in notes]
 
     def draw(fig):

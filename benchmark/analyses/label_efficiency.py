@@ -76,8 +76,9 @@ def annotation_cost(fractions: Sequence[float], values: Sequence[Sequence[float]
     return Cost(point, float(lo), float(hi), n_boot)
 
 
-def _pct(x: float) -> str:
-    return "not reached" if not math.isfinite(x) else f"{100 * x:.1f}%"
+def _pct(x: float, smallest: float = 0.0) -> str:
+    """A crossing as text; at the smallest measured fraction it is only an upper bound ("≤")."""
+    return "not reached" if not math.isfinite(x) else f"{'≤' if x <= smallest else ''}{100 * x:.1f}%"
 
 
 def curves(records: list[dict]) -> dict[str, dict[float, list[float]]]:
@@ -99,10 +100,12 @@ def cost_table(data: dict[str, dict[float, list[float]]], references: Sequence[s
                 continue
             fr = sorted(by_fraction)
             c = annotation_cost(fr, [by_fraction[f] for f in fr], data[refname][1.0], n_boot=n_boot)
+            at_least = "≥" if c.fraction <= fr[0] else ""
             rows.append({"init": init, "reference": f"{refname} @ 100%", "fraction": c.fraction, "lo": c.lo,
-                         "hi": c.hi, "saving": c.saving, "fraction_text": _pct(c.fraction),
-                         "interval_text": f"[{_pct(c.lo)}, {_pct(c.hi)}]",
-                         "saving_text": "–" if math.isnan(c.saving) else f"{100 * c.saving:.0f}%", "n_boot": c.n_boot})
+                         "hi": c.hi, "saving": c.saving, "fraction_text": _pct(c.fraction, fr[0]),
+                         "interval_text": f"[{_pct(c.lo, fr[0])}, {_pct(c.hi, fr[0])}]",
+                         "saving_text": "–" if math.isnan(c.saving) else f"{at_least}{100 * c.saving:.0f}%",
+                         "n_boot": c.n_boot})
     return pd.DataFrame(rows)
 
 
@@ -124,7 +127,7 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
     body = [f"Annotation cost: the smallest label fraction at which an init's mean test {metric} reaches the "
             "reference's mean at 100% labels (linear interpolation in linear fraction between measured fractions; "
             f"95% interval: percentile bootstrap over seeds, {n_boot} resamples; 'not reached' = the curve stays "
-            "below). Saving = 1 - fraction.", ""]
+            "below; '≤' = already reached at the smallest measured fraction). Saving = 1 - fraction.", ""]
     if len(costs):
         body += common.markdown_table(costs[["init", "reference", "fraction_text", "interval_text", "saving_text"]].rename(
             columns={"fraction_text": "labels needed", "interval_text": "95% interval", "saving_text": "saving"}))

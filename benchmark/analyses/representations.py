@@ -81,8 +81,8 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
     table = pd.DataFrame(rows)
     majority = 100.0 * float(np.bincount(test.targets.numpy()).max() / len(test))
     name = f"representations-{task}-{budget}"
-    stamp = common.stamp(command, budget, task, [], **{"features": f"{task} train ({len(train)}) -> test ({len(test)}), "
-                                                       "pretrained encoders, no fine-tuning"})
+    stamp = common.stamp(command, budget, task, [], data=f"{task} train ({len(train)}) -> test ({len(test)}) images",
+                         features="pooled encoder features of the pretrained inits, no fine-tuning")
     body = [f"k-NN accuracy (%) of pooled encoder features: cosine distance, majority vote of the k nearest "
             f"training images, on the test split. Majority-class rate: {majority:.1f}%.", ""]
     body += common.markdown_table(table) + ["", "The t-SNE (PNG) shows the test features, coloured by class."]

@@ -44,6 +44,13 @@ def test_annotation_cost_bootstrap_brackets_the_point_and_reports_not_reached():
     assert edge.lo == 0.1 and 0.1 < edge.hi <= 0.2  # some resamples cross at once, some only later
 
 
+def test_mean_curve_carries_a_stopped_run_at_its_best():
+    from benchmark.analyses.convergence import mean_curve
+
+    mean, std = mean_curve([[10, 30, 20], [10, 20, 30, 40, 50]])
+    assert mean.tolist() == [10, 25, 25, 35, 40] and std[0] == 0 and std[-1] > 0
+
+
 def test_variants_are_tower_presets_and_pairs_parse():
     assert {"gen-translation", "gen-mask", "gen-both", "con-both"} <= set(registry.VARIANTS)
     assert registry.method_spec("con-both") == ("tower", {"generative_weight": 0.0})
