@@ -482,9 +482,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     info = {"config": cfg.protocol(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
             "steps": total, "global_batch": batch, "world_size": world,
             "final_loss": last_loss}
-    cls = type(method)
     path = Path(save_pretrained(method.export(), out / EXPORT, method=cfg.method,
-                                trains_decoder=cls.trains_decoder, pretrain=info))
+                                trains_decoder=method.trains_decoder, pretrain=info))
     say(f"exported {path}")
     return path
 

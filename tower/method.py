@@ -34,6 +34,9 @@ class Tower(PretrainMethod):
                  mask: str | None = None, translate: bool = True, p_translate: float = 0.5, p_mask: float = 0.5,
                  num_rays: int = 80, ray_thickness: float | None = None, mask_ratio: float = 0.5,
                  mask_size: int | None = None, curves: str = "random"):
+        # without the generative branch the decoder learns nothing: say so, so that fine-tuning
+        # starts it like random init (the paper's "Contrastive(E) + Random(D)")
+        self.trains_decoder = generative_weight > 0
         super().__init__(net, modality)
         if contrastive_weight < 0 or generative_weight < 0 or contrastive_weight + generative_weight == 0:
             raise ValueError(
@@ -57,9 +60,6 @@ class Tower(PretrainMethod):
         self.projector = projection_head(net.num_features, proj_hidden_dim, proj_dim)
         if contrastive_weight == 0:
             self.projector.requires_grad_(False)
-        if generative_weight == 0:
-            net.decoder.requires_grad_(False)
-            net.head.requires_grad_(False)
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """{"view": x'', "translated": x', "mask"}: the last two for pictures and checks."""

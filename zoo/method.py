@@ -20,7 +20,7 @@ class PretrainMethod(nn.Module):
     """
 
     name: ClassVar[str]
-    trains_decoder: ClassVar[bool] = False
+    trains_decoder: bool = False  # a class default; an instance may set it from its hyper-parameters first
 
     def __init__(self, net: UNet, modality: str = "generic"):
         super().__init__()

@@ -35,6 +35,7 @@ def test_ablations_skip_their_branch(tiny_unet):
     out = step(con)
     assert set(out) == {"loss", "contrastive"}
     assert not any(p.requires_grad for p in con.net.decoder.parameters())
+    assert not con.trains_decoder and Tower(tiny_unet(), **SMALL_HEAD).trains_decoder  # exported as encoder-only
     gen = Tower(tiny_unet(), contrastive_weight=0.0, mask="stripes", **SMALL_HEAD)
     out = step(gen)
     assert set(out) == {"loss", "generative"}
