@@ -33,13 +33,17 @@ def write_drive(root: Path, n_train: int = 5, n_test: int = 3, size=(26, 24)) ->
     return root
 
 
-def write_medmnist(root: Path, flag: str, counts=(12, 4, 6), size: int = 28, n_classes: int | None = None,
+def write_medmnist(root: Path, flag: str, counts=None, size: int = 28, n_classes: int | None = None,
                    channels: int | None = None) -> Path:
-    """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1)."""
+    """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1).
+
+    Default counts hold every class in every split, as the real sets do (AUC needs them all).
+    """
     from medmnist.info import INFO
 
     info = INFO[flag]
     k = n_classes or len(info["label"])
+    counts = counts or (2 * k + 2, k, k + 1)
     c = channels or info["n_channels"]
     rng = _rng(2)
     arrays = {}

@@ -7,7 +7,7 @@ import torch
 from benchmark import registry
 from benchmark.tasks.base import SPLITS, Task
 
-from .fixtures import build
+from .fixtures import build, write_chexpert
 
 ATTRS = ("name", "kind", "modality", "metric", "in_chans", "num_classes", "image_size", "description", "source", "layout")
 
@@ -56,3 +56,19 @@ def test_cli_lists_every_task(monkeypatch):
     for name in registry.TASKS:
         assert name in text
     assert len(registry.TASKS) >= 12
+
+
+@pytest.mark.parametrize("name", list(registry.TASKS))
+def test_one_fine_tuning_epoch_runs_on_each_task(name, tmp_path):
+    from benchmark.finetune import FinetuneConfig, finetune
+    from tests.conftest import TINY_DECODER, TINY_ENCODER
+
+    kwargs = build(name, tmp_path)
+    if name == "chexpert":  # enough patients that the 5% validation carve holds both classes of every finding
+        kwargs["data_root"] = write_chexpert(tmp_path / "big" / "CheXpert-v1.0-small", n_patients=200)
+    task = registry.task_class(name)(**kwargs)
+    cfg = FinetuneConfig(task=name, encoder=TINY_ENCODER, decoder_channels=TINY_DECODER, epochs=1, batch_size=4,
+                         lr=1e-3, eval_batch_size=8)
+    record = finetune(cfg, task, progress=False)
+    assert record["metric"] == task.metric and 0.0 <= record["value"] <= 100.0
+    assert record["n_test"] == len(task.load("test")) and record["epochs_run"] == 1
