@@ -86,6 +86,14 @@ BUDGETS: dict[str, Budget] = {
         finetune_epochs_classification=20, finetune_epochs_segmentation=20, finetune_patience=6,
         finetune_classification=Optim(32, 1e-3), finetune_segmentation=Optim(8, 1e-3),
     ),
+    "cpu-128": Budget(
+        name="cpu-128", description="cpu's recipe at 128 px for real fundus photographs (DRIVE's vessels vanish at 64 px)",
+        encoder="resnet18", decoder_channels=None, image_size=128,
+        pretrain_epochs=5, pretrain_min_steps=60,
+        pretrain_classification=Optim(16, 1e-3), pretrain_segmentation=Optim(16, 1e-3),
+        finetune_epochs_classification=30, finetune_epochs_segmentation=30, finetune_patience=10,
+        finetune_classification=Optim(16, 1e-3), finetune_segmentation=Optim(4, 1e-3),
+    ),
     "paper": Budget(
         name="paper", description="the paper's protocol: ResNet-50, task input size, Adam + cosine",
         encoder="resnet50", decoder_channels=None, image_size=None,
