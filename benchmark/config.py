@@ -106,6 +106,9 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+BUDGET_HELP = f"size preset: {', '.join(BUDGETS)} (benchmark/config.py)"
+
+
 def budget(name: str) -> Budget:
     if name not in BUDGETS:
         raise KeyError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")

@@ -26,6 +26,7 @@ from zoo import UNet, UNetConfig
 from zoo.io import package_version, stable_hash
 
 from . import registry
+from .config import BUDGET_HELP, budget as get_budget
 from .errors import TORCH_OOM, batch_too_large
 from .tasks.base import Split, Task
 
@@ -62,8 +63,6 @@ class FinetuneConfig:
     def from_budget(cls, budget: str, task: Task, task_name: str, **overrides) -> "FinetuneConfig":
         """The budget's fine-tuning sizes for ``task`` (its kind picks epochs, batch size and lr);
         ``overrides`` that are None are ignored."""
-        from .config import budget as get_budget
-
         b = get_budget(budget)
         optim = b.finetune_optim(task.kind)
         fields = dict(
@@ -270,7 +269,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
 def finetune_command(
     init: str = typer.Option("random", "--init", help="random | imagenet | a weights folder | a Hub id"),
     task: str = typer.Option("synth-fundus", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: str = typer.Option("cpu", "--budget", help=BUDGET_HELP),
     seed: int = typer.Option(0, "--seed"),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="fraction of training labels, in (0, 1]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="fine-tuning batch size (default: the budget's)"),
@@ -282,7 +281,6 @@ def finetune_command(
     store: Path = typer.Option(Path("runs/results"), "--store", help="results store the record is added to"),
 ) -> None:
     """Fine-tune one init on one task with one seed and store the result record."""
-    from .config import budget as get_budget
     from .store import ResultStore
 
     task_obj = registry.task_class(task)(data_root, get_budget(budget).image_size)

@@ -45,7 +45,7 @@ from zoo import PretrainMethod, UNet, convert_sync_batchnorm
 from zoo.io import atomic_write, atomic_write_text
 
 from . import registry
-from .config import BUDGETS, PretrainConfig
+from .config import BUDGET_HELP, PretrainConfig
 from .errors import TORCH_OOM, batch_too_large
 
 CHECKPOINT = "checkpoint.pt"
@@ -555,7 +555,7 @@ def _relaunch(nproc: int) -> None:
 def pretrain_command(
     method: str = typer.Option("tower", help="pretraining method (tower-bench methods)"),
     task: str = typer.Option("synth-fundus", help="task whose training split is pretrained on (tower-bench tasks)"),
-    budget: str = typer.Option("paper", help=f"size preset: {', '.join(BUDGETS)}"),
+    budget: str = typer.Option("paper", help=BUDGET_HELP),
     encoder: Optional[str] = typer.Option(None, help="timm encoder (default: the budget's)"),
     epochs: Optional[int] = typer.Option(None, help="epochs (default: the budget's)"),
     max_steps: Optional[int] = typer.Option(None, help="stop after this many steps"),

@@ -22,7 +22,7 @@ from rich.console import Console
 from zoo.hub import imagenet_weights_reachable
 
 from . import registry
-from .config import PretrainConfig, budget as get_budget
+from .config import BUDGET_HELP, PretrainConfig, budget as get_budget
 from .finetune import FinetuneConfig, finetune
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of
@@ -30,6 +30,11 @@ from .tasks.base import DataError, Task
 
 INITS = ("random", "imagenet")
 console = Console(stderr=True)
+
+
+def command_line() -> str:
+    """The command as the user typed it: stamped on every leaderboard it writes."""
+    return "tower-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def expand_methods(spec: str) -> list[str]:
@@ -258,7 +263,7 @@ def run_command(
     method: str = typer.Option("tower", "--method", help="a method, an ablation variant (gen-translation, gen-mask, gen-both, con-both), a comma-separated list, random, imagenet, or all"),
     task: str = typer.Option("synth-fundus", "--task", help="a task, a comma-separated list, or all"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="fine-tuning seeds per init (the paper: 10)"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: str = typer.Option("cpu", "--budget", help=BUDGET_HELP),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="the task's data folder (a parent of one folder per task with --task all)"),
     label_fraction: list[float] = typer.Option([1.0], "--label-fraction", help="repeat for several fractions"),
     store: Path = typer.Option(Path("runs/results"), "--store", help="results store (one JSON per run)"),
@@ -290,7 +295,7 @@ def run_command(
     slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
     chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
                            timeout_min=timeout_min, progress=progress)
-    command = "tower-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     try:
         paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,

@@ -6,7 +6,6 @@ them, with the paper's Table 2 beside ours: every Table 2 column, and the paper'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
@@ -83,14 +82,14 @@ def fmt_rank(r) -> str:
 
 def ablation_command(
     task: str = typer.Option("synth-fundus", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: common.BudgetOpt = "cpu",
     seeds: int = typer.Option(3, "--seeds", min=2, help="fine-tuning seeds per init (>= 2 for p-values)"),
     inits: str = typer.Option(",".join(INITS), "--inits", help="comma-separated inits and variants"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    store: Path = typer.Option(Path("runs/results"), "--store"),
-    out: Path = typer.Option(Path("leaderboards"), "--out"),
-    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    data_root: common.DataRootOpt = None,
+    imagenet_weights: common.ImagenetOpt = None,
+    store: common.StoreOpt = Path("runs/results"),
+    out: common.OutOpt = Path("leaderboards"),
+    progress: common.ProgressOpt = False,
 ) -> None:
     """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
     ablation(task, budget, seeds, store, out, common.split_list(inits), data_root,

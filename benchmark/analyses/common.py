@@ -5,26 +5,29 @@ pretraining and fine-tuning and only computes what is missing.
 """
 from __future__ import annotations
 
-import shlex
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Annotated, Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
+import typer
 
 from zoo.io import atomic_write, atomic_write_text, package_version
 
 from .. import registry
-from ..config import budget as get_budget
-from ..run import console, run
+from ..config import BUDGET_HELP, budget as get_budget
+from ..run import command_line, console, run  # noqa: F401  (command_line: used by every analysis)
 from ..store import ResultStore
 from ..tasks.base import Task
 
 
-def command_line() -> str:
-    """The command as the user typed it, for the stamp."""
-    return "tower-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+# Options every analysis takes, declared once.
+BudgetOpt = Annotated[str, typer.Option("--budget", help=BUDGET_HELP)]
+DataRootOpt = Annotated[Optional[Path], typer.Option("--data-root", help="the task's data folder")]
+ImagenetOpt = Annotated[Optional[Path], typer.Option("--imagenet-weights", help="timm ImageNet weights (.safetensors) for offline machines")]
+StoreOpt = Annotated[Path, typer.Option("--store", help="results store (one JSON per run)")]
+OutOpt = Annotated[Path, typer.Option("--out", help="where the Markdown, CSV and PNG go")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
 
 
 def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -111,14 +110,14 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
 
 def convergence_command(
     task: str = typer.Option("synth-fundus", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: common.BudgetOpt = "cpu",
     seeds: int = typer.Option(3, "--seeds", min=1),
     inits: str = typer.Option(",".join(INITS), "--inits"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    store: Path = typer.Option(Path("runs/results"), "--store"),
-    out: Path = typer.Option(Path("leaderboards"), "--out"),
-    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    data_root: common.DataRootOpt = None,
+    imagenet_weights: common.ImagenetOpt = None,
+    store: common.StoreOpt = Path("runs/results"),
+    out: common.OutOpt = Path("leaderboards"),
+    progress: common.ProgressOpt = False,
 ) -> None:
     """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
     convergence(task, budget, seeds, store, out, common.split_list(inits), data_root,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -133,7 +133,7 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
             columns={"fraction_text": "labels needed", "interval_text": "95% interval", "saving_text": "saving"}))
     paper = ref.LABEL_SAVING.get(task)
     body += ["", f"Paper (Fig. 11): TOWER saves {paper}% of labels vs random init on {task}." if paper else
-             f"Paper (Fig. 11) savings vs random init, TOWER: "
+             "Paper (Fig. 11) savings vs random init, TOWER: "
              + ", ".join(f"{t} {v}%" for t, v in ref.LABEL_SAVING.items()) + " (no figure for this task).", "",
              f"## {metric} (%) vs label fraction, mean ± std over seeds", ""]
     body += common.markdown_table(summary[["init", "label_fraction", "n", "mean", "std"]])
@@ -167,17 +167,17 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
 
 def label_efficiency_command(
     task: str = typer.Option("synth-fundus-grade", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: common.BudgetOpt = "cpu",
     seeds: int = typer.Option(3, "--seeds", min=1),
     inits: str = typer.Option(",".join(INITS), "--inits"),
     fractions: str = typer.Option(",".join(f"{f:g}" for f in FRACTIONS), "--fractions", help="must include 1"),
     references: str = typer.Option(",".join(REFERENCES), "--references", help="inits whose 100% result is the bar"),
     n_boot: int = typer.Option(2000, "--n-boot", min=100),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    store: Path = typer.Option(Path("runs/results"), "--store"),
-    out: Path = typer.Option(Path("leaderboards"), "--out"),
-    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    data_root: common.DataRootOpt = None,
+    imagenet_weights: common.ImagenetOpt = None,
+    store: common.StoreOpt = Path("runs/results"),
+    out: common.OutOpt = Path("leaderboards"),
+    progress: common.ProgressOpt = False,
 ) -> None:
     """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
     label_efficiency(task, budget, seeds, store, out, common.split_list(inits), common.split_list(fractions, float),

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
-import pandas as pd
 import typer
 
 from zoo.hub import imagenet_weights_reachable
@@ -98,14 +96,14 @@ def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: li
 
 def mixing_command(
     task: str = typer.Option("synth-fundus", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: common.BudgetOpt = "cpu",
     seeds: int = typer.Option(3, "--seeds", min=1),
     pairs: str = typer.Option(",".join(PAIRS), "--pairs", help="comma-separated ENCODER+DECODER inits"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    store: Path = typer.Option(Path("runs/results"), "--store"),
-    out: Path = typer.Option(Path("leaderboards"), "--out"),
-    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    data_root: common.DataRootOpt = None,
+    imagenet_weights: common.ImagenetOpt = None,
+    store: common.StoreOpt = Path("runs/results"),
+    out: common.OutOpt = Path("leaderboards"),
+    progress: common.ProgressOpt = False,
 ) -> None:
     """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
     mixing(task, budget, seeds, store, out, common.split_list(pairs), data_root,

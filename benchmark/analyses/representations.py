@@ -7,7 +7,6 @@ test labels, majority vote) is the number that can be compared.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -104,13 +103,13 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
 
 def representations_command(
     task: str = typer.Option("synth-fundus-grade", "--task", help="a labelled classification task"),
-    budget: str = typer.Option("cpu", "--budget", help="smoke | cpu | paper"),
+    budget: common.BudgetOpt = "cpu",
     inits: str = typer.Option(",".join(INITS), "--inits"),
     ks: str = typer.Option(",".join(map(str, KS)), "--k", help="comma-separated k for the k-NN accuracy"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    out: Path = typer.Option(Path("leaderboards"), "--out"),
-    progress: bool = typer.Option(False, "--progress/--no-progress"),
+    data_root: common.DataRootOpt = None,
+    imagenet_weights: common.ImagenetOpt = None,
+    out: common.OutOpt = Path("leaderboards"),
+    progress: common.ProgressOpt = False,
 ) -> None:
     """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
     representations(task, budget, out, common.split_list(inits), common.split_list(ks, int), data_root,

@@ -1,7 +1,6 @@
 """Sweep launchers: submitit's LocalExecutor on CPU for real; the SLURM path up to the submission."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

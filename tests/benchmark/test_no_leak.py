@@ -3,7 +3,6 @@
 Each image of the toy task is constant and its value names it (train 1.., val 101.., test 201..), so
 every tensor the methods and models see can be traced back to its split.
 """
-import pytest
 import torch
 
 from benchmark import registry

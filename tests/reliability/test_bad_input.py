@@ -2,7 +2,6 @@
 no traceback, and nothing already written destroyed (a results store, a checkpoint, its metrics)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

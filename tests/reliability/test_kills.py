@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmark.pretrain import CHECKPOINT, EXPORT, load_checkpoint, pretrain
 from benchmark.store import ResultStore
