@@ -30,6 +30,9 @@ def methods() -> None:
         cls = registry.method_class(name)
         trains = "encoder + decoder" if cls.trains_decoder else "encoder"
         table.add_row(name, trains, ", ".join(f"{k}={v}" for k, v in cls.hparams().items()))
+    for name, (base, hparams) in registry.VARIANTS.items():
+        trains = "encoder + decoder" if hparams.get("generative_weight", 1.0) > 0 else "encoder"
+        table.add_row(name, trains, f"ablation variant: {base} with " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
     table.add_row("random", "-", "initialisation only (fine-tuning --init random)")
     table.add_row("imagenet", "-", "initialisation only (timm's ImageNet weights, --init imagenet)")
     console.print(table)
