@@ -33,11 +33,11 @@ def write_drive(root: Path, n_train: int = 5, n_test: int = 3, size=(26, 24)) ->
     return root
 
 
-def write_medmnist(root: Path, flag: str, counts=None, size: int = 28, n_classes: int | None = None,
+def write_medmnist(root: Path, flag: str, counts=(12, 4, 6), size: int = 28, n_classes: int | None = None,
                    channels: int | None = None) -> Path:
     """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1).
 
-    Default counts hold every class in every split, as the real sets do (AUC needs them all).
+    ``counts=None``: every class in every split, as the real sets have (AUC needs them all).
     """
     from medmnist.info import INFO
 
@@ -149,7 +149,7 @@ def build(name: str, tmp: Path) -> dict:
     if name == "drive":
         return {"data_root": write_drive(tmp / "DRIVE"), "image_size": 32}
     if name.endswith("mnist"):
-        write_medmnist(tmp / "medmnist", name)
+        write_medmnist(tmp / "medmnist", name, counts=None)
         return {"data_root": tmp / "medmnist"}
     if name == "montgomery":
         return {"data_root": write_montgomery(tmp / "MontgomerySet"), "image_size": 32}
