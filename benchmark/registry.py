@@ -27,6 +27,7 @@ TASKS: dict[str, str] = {
     "synth-fundus": "benchmark.tasks.synth_fundus:SynthFundus",
     "synth-fundus-grade": "benchmark.tasks.synth_fundus:SynthFundusGrade",
     "drive": "benchmark.tasks.drive:Drive",
+    "drive-patches": "benchmark.tasks.drive:DrivePatches",
     "retinamnist": "benchmark.tasks.medmnist:RetinaMNIST",
     "pathmnist": "benchmark.tasks.medmnist:PathMNIST",
     "dermamnist": "benchmark.tasks.medmnist:DermaMNIST",
