@@ -43,6 +43,9 @@ class BYOL(PretrainMethod):
             t1, t2 = self.target(both).chunk(2)
         return {"loss": cosine_regression(p1, t2) + cosine_regression(p2, t1)}
 
+    def embeddings(self, images, views):
+        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
+
     def after_step(self, step: int, total_steps: int) -> None:
         self.momentum = cosine_momentum(step, total_steps, self.base_momentum)
         self.target.update(self.net, self.projector, self.momentum)

@@ -168,3 +168,6 @@ class ModelGenesis(PretrainMethod):
     def loss(self, images: Tensor, views: dict[str, Tensor]) -> dict[str, Tensor]:
         restored = torch.sigmoid(self.net(views["view"]))
         return {"loss": F.mse_loss(restored.float(), images.float())}
+
+    def restoration(self, images, views):
+        return torch.sigmoid(self.net(views["view"])), views["view"]

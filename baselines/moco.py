@@ -62,6 +62,9 @@ class MoCo(PretrainMethod):
             self._pending_keys.append(k)
         return {"loss": info_nce_with_negatives(q, k, self.queue, self.temperature)}
 
+    def embeddings(self, images, views):
+        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
+
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write ``keys`` (N, D) at the pointer, wrapping around; the oldest keys are overwritten."""

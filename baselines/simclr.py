@@ -34,3 +34,6 @@ class SimCLR(PretrainMethod):
     def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z1, z2 = self.projector(self.net.forward_pooled(torch.cat([views["view1"], views["view2"]]))).chunk(2)
         return {"loss": info_nce(z1, z2, self.temperature)}
+
+    def embeddings(self, images, views):
+        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))

@@ -47,6 +47,8 @@ from zoo.io import atomic_write, atomic_write_text
 from . import registry
 from .config import BUDGET_HELP, PretrainConfig
 from .errors import TORCH_OOM, batch_too_large
+from .schedule import cosine_lr
+from .health import describe, health_check, holdout_split, mean_image
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -186,14 +188,6 @@ def build_method(cfg: PretrainConfig, in_chans: int, modality: str) -> PretrainM
     return cls(net, modality=modality, **cfg.hparams)
 
 
-def cosine_lr(step: int, total: int, warmup: int) -> float:
-    """Multiplier of the peak lr: linear warm-up over ``warmup`` steps, then a half cosine to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
-
-
 def plan(n_images: int, cfg: PretrainConfig, world: int) -> tuple[int, int, int]:
     """(global batch, steps per epoch, total steps). The last incomplete batch of an epoch is dropped.
 
@@ -216,7 +210,7 @@ def plan(n_images: int, cfg: PretrainConfig, world: int) -> tuple[int, int, int]
 
 def load_images(cfg: PretrainConfig) -> tuple[torch.Tensor, str]:
     """(uint8 training images, modality) of ``cfg.task``: the training split only."""
-    task = registry.task_class(cfg.task)(data_root=cfg.data_root, image_size=cfg.image_size, seed=cfg.seed)
+    task = registry.make_task(cfg.task, cfg.data_root, cfg.image_size, seed=cfg.seed)
     return task.pretrain_images(), task.modality
 
 
@@ -250,7 +244,10 @@ class Batches:
         share = self.batch // self.world
         start = i * self.batch + self.rank * share
         idx = self.perm[start : start + share]
-        x = self.images[idx.to(self.images.device)]
+        return self.prepare(self.images[idx.to(self.images.device)])
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float in [0, 1] on the device, at the run's image size."""
         if self.pin:
             x = x.pin_memory()
         x = x.to(self.device, non_blocking=True).float().div_(255)
@@ -379,6 +376,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     modality = modality or "generic"
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
     out = Path(cfg.out) if cfg.out else default_out(cfg)
+    train_idx, check_idx, held = holdout_split(len(images))
+    held_images, images = images[check_idx], images[train_idx]
     batch, per_epoch, total = plan(len(images), cfg, world)
     bf16, channels_last = bool(cfg.bf16), bool(cfg.channels_last)
     ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
@@ -387,7 +386,9 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
 
     say = _printer(rank == 0 and progress)
     say(f"pretrain config {cfg.hash()}: {json.dumps(cfg.to_dict())}")
-    say(f"{len(images)} images, global batch {batch} on {world} process(es) ({device}), "
+    checked = f"+{len(held_images)} held out" if held else f"{len(held_images)} of them"
+    say(f"{len(images)} images ({checked} for the health check), global batch {batch} on "
+        f"{world} process(es) ({device}), "
         f"{per_epoch} steps/epoch, {total} steps -> {out}")
 
     method, step_fn = distribute(build_method(cfg, int(images.shape[1]), modality), device, channels_last)
@@ -398,6 +399,11 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, cfg.warmup_steps))
     view_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + rank)
     batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
+    held_out = batches.prepare(held_images)
+    if channels_last:
+        held_out = held_out.contiguous(memory_format=torch.channels_last)
+    average = mean_image(images, batches.prepare) if rank == 0 else None
+    health: dict | None = None
 
     step, pending, last_loss = 0, [], None
     if resume and rank == 0:  # temp files of checkpoint writes cut by a kill: never read, only in the way
@@ -427,9 +433,14 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
             atomic_write_text(metrics_path, "")
 
     def save() -> None:
+        nonlocal health
         rng = _gather_rng(_rng_state(view_gen, device))
         if rank != 0:
             return
+        health = health_check(method, held_out, average, device)
+        if pending:
+            pending[-1]["health"] = health
+        say(f"step {step}: health {describe(health)}")
         state = {
             "step": step, "config_hash": cfg.hash(), "config": cfg.to_dict(),
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
@@ -479,9 +490,11 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         return out / EXPORT
     from zoo.hub import save_pretrained  # lazy: the loop does not depend on hub until it exports
 
+    if health is None:  # resumed at the last step: nothing left to train, check it now
+        health = health_check(method, held_out, average, device)
     info = {"config": cfg.protocol(), "hash": cfg.hash(), "task": cfg.task, "n_images": len(images),
-            "steps": total, "global_batch": batch, "world_size": world,
-            "final_loss": last_loss}
+            "n_health": len(held_images), "health_held_out": held, "steps": total, "global_batch": batch, "world_size": world,
+            "final_loss": last_loss, "health": health}
     path = Path(save_pretrained(method.export(), out / EXPORT, method=cfg.method,
                                 trains_decoder=method.trains_decoder, pretrain=info))
     say(f"exported {path}")

@@ -82,3 +82,13 @@ class Tower(PretrainMethod):
             out["generative"] = F.mse_loss(restored.float(), images.float())
             total = total + self.generative_weight * out["generative"]
         return {"loss": total, **out}
+
+    def embeddings(self, images, views):
+        if self.contrastive_weight == 0:
+            return None
+        return self._project(self.net.forward_features(images)), self._project(self.net.forward_features(views["view"]))
+
+    def restoration(self, images, views):
+        if self.generative_weight == 0:
+            return None
+        return torch.sigmoid(self.net(views["view"])), views["view"]

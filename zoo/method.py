@@ -45,6 +45,19 @@ class PretrainMethod(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step (EMA teachers, queues)."""
 
+    def embeddings(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The embeddings of each positive pair that the method pulls together, row i with row i.
+
+        The pretraining health check asks whether an image's own partner is its nearest embedding
+        (top-1 retrieval against chance). None: the method learns no embedding (restoration only).
+        """
+        return None
+
+    def restoration(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(restored images in [0, 1], the view they were restored from), for the health check's
+        comparison against the mean image and the identity. None: the method trains no decoder."""
+        return None
+
     def export(self) -> UNet:
         """The network that gets published: the U-Net without method-only heads or teachers."""
         return self.net
