@@ -12,6 +12,8 @@ from typing import Any
 
 from zoo.io import stable_hash
 
+from .hardware import bf16_native
+
 
 @dataclass(frozen=True)
 class Optim:
@@ -41,13 +43,23 @@ class Budget:
     pretrain_segmentation: Optim
     pretrain_min_steps: int = 0  # a floor for tiny data sets (DRIVE: 20 images = 1 step per epoch)
     pretrain_max_steps: int | None = None
+    pretrain_warmup_steps: int = 0
     # Fine-tuning (PAPER.md): classification lr 2e-4, 100 epochs; segmentation lr 1e-3, 200 epochs;
-    # early stopping with patience 30 on the validation metric.
+    # early stopping with patience 30 on the validation metric, pixel-wise cross-entropy.
     finetune_epochs_classification: int = 100
     finetune_epochs_segmentation: int = 200
-    finetune_patience: int = 30
+    finetune_patience: int = 30  # epochs; counted in steps, never below finetune_patience_steps
     finetune_classification: Optim = Optim(128, 2e-4)
     finetune_segmentation: Optim = Optim(32, 1e-3)
+    # Step floors, so that tiny training splits are trained, checked and stopped in steps, not epochs
+    # (DRIVE at batch 32 is one step per epoch: patience 30 would mean 30 updates). See FinetuneConfig.
+    finetune_min_steps: int = 0
+    finetune_patience_steps: int = 0
+    finetune_stop_after: int = 0
+    finetune_eval_every: int = 0  # 0: once per epoch
+    finetune_warmup_steps: int = 0
+    finetune_loss: str = "ce"  # segmentation loss: "ce" (the paper) or "ce+dice"
+    fast: bool = False  # both phases: bf16 autocast + channels_last where the device runs bf16 natively
 
     def pretrain_optim(self, kind: str) -> Optim:
         return self.pretrain_segmentation if kind == "segmentation" else self.pretrain_classification
@@ -187,7 +199,9 @@ class PretrainConfig:
         base = dict(
             encoder=b.encoder, decoder_channels=b.decoder_channels, image_size=b.image_size,
             epochs=b.pretrain_epochs, min_steps=b.pretrain_min_steps, max_steps=b.pretrain_max_steps,
-            batch_size=optim.batch_size, lr=optim.lr,
+            batch_size=optim.batch_size, lr=optim.lr, warmup_steps=b.pretrain_warmup_steps,
         )
+        if b.fast and bf16_native():
+            base.update(bf16=True, channels_last=True)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)

@@ -18,9 +18,35 @@ from zoo.io import atomic_write, atomic_write_text, package_version
 from . import reference as ref
 from . import stats
 
-COLUMNS = ["init", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "test", "stars", "paper",
-           "paper_mean", "paper_std", "bold", "underline", "seeds", "values", "configs", "note"]
+COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "test", "stars", "paper",
+           "paper_mean", "paper_std", "bold", "underline", "counts", "pretrain_runs", "seeds", "values", "configs",
+           "note"]
 CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
+# A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
+# within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
+TRIVIAL_MARGIN = 5.0
+
+
+def trivial_rows(records: list[dict]) -> dict[str, float]:
+    """The trivial predictors' scores on the test split the records were scored on (from the records:
+    fine-tuning computes them on the same split; records of other splits disagree and are refused)."""
+    seen = {tuple(sorted(r["trivial"].items())) for r in records if r.get("trivial")}
+    if len(seen) > 1:
+        raise ValueError(f"records disagree on the trivial predictors' scores ({sorted(seen)[:2]}...): they were "
+                         "scored on different test splits; build one board per data set")
+    return dict(seen.pop()) if seen else {}
+
+
+def pretraining_notes(records: list[dict]) -> tuple[list[str], bool, int]:
+    """(notes, healthy, pretraining runs) of one row: a failed health check marks it undertrained."""
+    health = [r["pretrain_health"] for r in records if r.get("pretrain_health")]
+    runs = len({r.get("config", {}).get("extra", {}).get("pretrain_hash") for r in records} - {None})
+    failed = [h for h in health if not h.get("passed")]
+    if not failed:
+        return [], True, runs
+    from .health import describe
+
+    return [f"undertrained: pretraining health check failed ({describe(failed[0])})"], False, runs
 
 
 def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
@@ -59,6 +85,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
     rows = []
     for bud in sorted({b for b, _ in groups}):
         inits = sorted(i for b, i in groups if b == bud)
+        floor = trivial_rows([r for i in inits for r in groups[(bud, i)]])
         ref_values = _row_values(groups[(bud, reference)]) if reference in inits else None
         block = []
         for init in inits:
@@ -79,14 +106,20 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
             notes += [cmp.note] if cmp.note else []
             paper = ref.paper_value(task, init)
             v = list(values.values()) if isinstance(values, Mapping) else values
+            health_notes, healthy, runs = pretraining_notes(recs)
+            beats = not floor or min(v) > max(floor.values()) + TRIVIAL_MARGIN
+            if not beats:
+                notes.append(f"does not beat the trivial row ({max(floor.values()):.2f}) by {TRIVIAL_MARGIN:g} "
+                             "points on every seed")
             block.append({
-                "init": init, "budget": bud, "label_fraction": float(label_fraction), "n": summary.n,
+                "init": init, "kind": "init", "budget": bud, "label_fraction": float(label_fraction), "n": summary.n,
                 "mean": summary.mean, "std": summary.std, "ci": summary.ci, "p": cmp.p, "test": cmp.test,
                 "paper": "" if paper is None else str(paper),
                 "paper_mean": math.nan if paper is None else paper.mean,
                 "paper_std": math.nan if paper is None or paper.std is None else paper.std,
+                "counts": beats and healthy, "pretrain_runs": runs,
                 "seeds": sorted(int(r["seed"]) for r in recs), "values": v,
-                "configs": " ".join(configs), "note": "; ".join(notes),
+                "configs": " ".join(configs), "note": "; ".join(health_notes + notes),
             })
         if holm:
             for row, p in zip(block, stats.holm([row["p"] for row in block])):
@@ -98,11 +131,27 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
             row["bold"] = row["mean"] == best
             row["underline"] = imagenet is not None and row["init"] != "imagenet" and row["mean"] > imagenet
         rows += sorted(block, key=lambda row: -row["mean"])
+        rows += [{"init": f"trivial: {name}", "kind": "trivial", "budget": bud, "label_fraction": float(label_fraction),
+                  "n": 0, "mean": value, "std": math.nan, "ci": math.nan, "p": math.nan, "test": "none", "stars": "",
+                  "paper": "", "paper_mean": math.nan, "paper_std": math.nan, "bold": False, "underline": False,
+                  "counts": False, "pretrain_runs": 0, "seeds": [], "values": [], "configs": "",
+                  "note": "no model: the same test split, no image looked at"}
+                 for name, value in sorted(floor.items(), key=lambda kv: -kv[1])]
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
                     thresholds=tuple(thresholds), label_fraction=float(label_fraction))
     return df
+
+
+def variance_note(df: pd.DataFrame) -> str:
+    """Which variance the std columns hold: fine-tuning seeds alone, or pretraining runs too."""
+    runs = sorted(set(df.loc[df["kind"] == "init", "pretrain_runs"]) - {0})
+    if not runs:
+        return "over fine-tuning seeds (no pretrained init)"
+    if runs == [1]:
+        return "over fine-tuning seeds of one pretraining run per method (pretraining variance not included)"
+    return f"over fine-tuning seeds pooled over {'/'.join(map(str, runs))} pretraining runs per method"
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -124,15 +173,19 @@ def legend(df: pd.DataFrame) -> str:
     test = {True: "paired by seed", False: "Welch's"}.get(a.get("paired"), "paired by seed when seeds match, else Welch's")
     return (f"Two-sided t-test vs {a.get('reference', 'tower')!r} ({test})"
             f"{', Holm-adjusted' if a.get('holm') else ''}: {marks}. Best mean in bold; "
-            f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width.")
+            f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width. "
+            f"Dice = mean over test images. 'trivial' rows look at no image (the same test split); a row counts "
+            f"only when every seed beats the best of them by {TRIVIAL_MARGIN:g} points and its pretraining passed "
+            f"the health check (benchmark/health.py).")
 
 
 def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
     metric = df.attrs.get("metric", "value")
     lines = [f"# {name}", ""]
     lines += [f"- **{k}**: `{v}`" for k, v in stamp.items()]
-    lines += ["", f"| init | budget | n | {metric} (%) | 95% CI ± | p vs {df.attrs.get('reference', 'tower')} | paper | note |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += ["", f"| init | budget | n | {metric} (%) | 95% CI ± | p vs {df.attrs.get('reference', 'tower')} | paper "
+                  "| counts | note |",
+              "|---|---|---:|---:|---:|---:|---:|---|---|"]
     for row in df.itertuples():
         cell = _mean_std(row)
         if row.bold:
@@ -140,8 +193,10 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
         if row.underline:
             cell = f"<u>{cell}</u>"
         cell += "\\*" * len(row.stars)
-        lines.append(f"| {row.init} | {row.budget} | {row.n} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
-                     f"| {row.paper or '–'} | {row.note} |")
+        counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "**no**")
+        init = f"*{row.init}*" if row.kind == "trivial" else row.init
+        lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
+                     f"| {row.paper or '–'} | {counts} | {row.note} |")
     lines += ["", legend(df), ""]
     return "\n".join(lines)
 
@@ -150,6 +205,8 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> None:
     """Bar chart: mean ± std per row, every seed as a dot, the paper's value as a marker, stars on top."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in workers
 
+    floor = df[df["kind"] == "trivial"]
+    df = df[df["kind"] != "trivial"].reset_index(drop=True)
     several = df["budget"].nunique() > 1
     labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
     fig = Figure(figsize=(max(4.0, 0.9 * len(df) + 1.5), 4.0), layout="constrained")
@@ -172,7 +229,11 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> None:
     for i, r in enumerate(df.itertuples()):
         if r.stars:
             ax.text(i, max([tops.iloc[i]] + list(r.values)) + pad * 0.2, r.stars, ha="center", va="bottom")
-    ax.set_ylim(lo - pad, hi + 2 * pad)
+    for style, row in zip(("--", ":", "-."), floor.itertuples()):
+        ax.axhline(row.mean, color="#c44e52", linestyle=style, linewidth=1, label=row.init)
+    values += list(floor["mean"])
+    hi = max(values)
+    ax.set_ylim(0, hi + 2 * pad)  # from 0: a cut axis would exaggerate the differences
     ax.set_xticks(x, labels, rotation=30 if len(df) > 6 else 0, ha="right" if len(df) > 6 else "center")
     ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
     ax.set_title(title, fontsize=10)
@@ -180,14 +241,23 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> None:
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any]) -> dict[str, Path]:
-    """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers) and ``<name>.png``."""
+def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any],
+                      records: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
+    """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers), ``<name>.png`` and,
+    given the records behind it, ``<name>.records.jsonl`` (one per line), from which anyone can
+    recompute every number of the board."""
+    import json
+
     if df.empty:
         raise ValueError("leaderboard is empty: nothing to write")
     out = Path(out_dir)
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "csv", "png")}
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
     atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
+    if records:
+        paths["records"] = out / f"{name}.records.jsonl"
+        rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
+        atomic_write_text(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     a = df.attrs
     plot(df, paths["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, mean ± std over seeds; "
                            f"stars vs {a.get('reference', 'tower')}")
@@ -215,7 +285,7 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         raise ValueError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
     df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction)
     used = [r for r in records if float(r["label_fraction"]) == label_fraction and (budget is None or r["budget"] == budget)]
-    data_roots = sorted({str(r.get("config", {}).get("data_root")) for r in used if r.get("config", {}).get("data_root")})
+    data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
     if command is None:
         args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + (["--holm"] if holm else [])
         args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
@@ -226,17 +296,21 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config hashes": ", ".join(sorted({r["config_hash"] for r in used})),
+        "variance": variance_note(df),
         "tower-bench": package_version(),
     }
     name = name or (task if budget is None else f"{task}-{budget}")
-    paths = write_leaderboard(df, out, name, stamp)
+    used = [r for r in used if r["budget"] in set(df["budget"])]
+    paths = write_leaderboard(df, out, name, stamp, used)
     if show:
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
-                      "note", title=f"{task} leaderboard")
+                      "counts", "note", title=f"{task} leaderboard")
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
-            table.add_row(escape(row.init), escape(row.budget), str(row.n), _mean_std(row) + row.stars, _fmt(row.ci),
-                          _fmt_p(row.p), row.paper or "–", escape(row.note), style=style)
+            counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")
+            table.add_row(escape(row.init), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
+                          _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
+                          style="italic" if row.kind == "trivial" else style)
         console = Console()
         console.print(table)
         console.print(legend(df))
