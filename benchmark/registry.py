@@ -27,7 +27,6 @@ TASKS: dict[str, str] = {
     "synth-fundus": "benchmark.tasks.synth_fundus:SynthFundus",
     "synth-fundus-grade": "benchmark.tasks.synth_fundus:SynthFundusGrade",
     "drive": "benchmark.tasks.drive:Drive",
-    "drive-patches": "benchmark.tasks.drive:DrivePatches",
     "retinamnist": "benchmark.tasks.medmnist:RetinaMNIST",
     "pathmnist": "benchmark.tasks.medmnist:PathMNIST",
     "dermamnist": "benchmark.tasks.medmnist:DermaMNIST",
@@ -62,3 +61,27 @@ def method_spec(name: str) -> tuple[str, dict]:
 
 def task_class(name: str):
     return _load("task", TASKS, name)
+
+
+class TaskSizeError(ValueError):
+    """A budget would shrink a task below the size at which its targets survive, and it cannot patch."""
+
+
+def make_task(name: str, data_root=None, image_size: int | None = None, **kwargs):
+    """Task ``name`` at a budget's ``image_size`` (None: the task's own), never shrunk below its ``min_size``.
+
+    Below it, a task that supports patches trains on native-resolution patches of that size; any other
+    task is refused with the budgets that are large enough. Deterministic in (name, image_size), so a job
+    rebuilt elsewhere from its config gets the same inputs.
+    """
+    cls = task_class(name)
+    size = image_size or cls.image_size
+    if size >= cls.min_size:
+        return cls(data_root, size, **kwargs)
+    if cls.supports_patches:
+        return cls(data_root, size, patches=True, **kwargs)
+    from .config import BUDGETS
+
+    fits = [b.name for b in BUDGETS.values() if (b.image_size or cls.image_size) >= cls.min_size]
+    raise TaskSizeError(f"task {name!r} needs inputs of at least {cls.min_size} px (its targets vanish when "
+                        f"shrunk further), not {size}; use --budget {' or '.join(fits)}")

@@ -37,7 +37,7 @@ def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:
 
 def load_task(task: str, budget: str, data_root: Path | None) -> Task:
     """The task at the budget's image size."""
-    return registry.task_class(task)(data_root, get_budget(budget).image_size)
+    return registry.make_task(task, data_root, get_budget(budget).image_size)
 
 
 def gather(inits: list[str], task: str, budget: str, seeds: int, store: Path, fractions: Iterable[float] = (1.0,),

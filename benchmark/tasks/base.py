@@ -71,6 +71,8 @@ class Task:
     description: ClassVar[str]
     source: ClassVar[str]  # where a user gets the data
     layout: ClassVar[str]  # the expected files under data_root, quoted in errors
+    min_size: ClassVar[int] = 0  # the smallest side at which the targets survive (0: any size the model takes)
+    supports_patches: ClassVar[bool] = False  # below min_size: native-resolution patches (``patches=True``)
 
     def __init__(self, data_root: str | Path | None = None, image_size: int | None = None, seed: int = 0):
         self.data_root = Path(data_root) if data_root is not None else None
@@ -91,6 +93,11 @@ class Task:
 
     def _load(self, split: str) -> Split:
         raise NotImplementedError
+
+    @property
+    def input_note(self) -> str:
+        """How images reach the model, for records and stamps."""
+        return f"full images at {self.image_size} px"
 
     def pretrain_images(self) -> torch.Tensor:
         """Unlabelled images for pretraining: the training split only."""

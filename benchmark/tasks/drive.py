@@ -5,8 +5,13 @@ and 4 validation images with a fixed seed (``common.SPLIT_SEED``, independent of
 early stopping never looks at test images. Targets are the first observer's vessel masks (0/1), ``valid``
 is the field-of-view mask: Dice is computed inside the FOV only.
 
-Images are resized to ``image_size`` squared (bilinear with antialiasing; masks nearest). The default
-512 is the paper's input; the native 565x584 is not square and not a multiple of the U-Net's stride.
+Two input strategies, chosen by the size a budget asks for (``registry.make_task``):
+- full images resized to ``image_size`` squared (bilinear with antialiasing; masks nearest): the paper's
+  512 px, the default;
+- below ``min_size`` the 1-2 px vessels would vanish (in-FOV green contrast falls from 90 vs 98 grey levels
+  at native size to 94 vs 98 at 128 px, and nothing learns them), so training and validation use fixed
+  random ``image_size``-px patches at native resolution instead, and the test split stays the 20 full
+  565x584 images, scored inside the FOV.
 """
 from __future__ import annotations
 
@@ -42,14 +47,27 @@ class Drive(Task):
         "  test/mask/NN_test_mask.gif"
     )
 
-    def __init__(self, data_root=None, image_size=None, seed=0):
+    min_size = 512  # the paper's input; smaller full images lose the vessels: patches instead
+    supports_patches = True
+    patches_per_image = 8  # labelled patches per training / validation image
+    pretrain_patches_per_image = 64  # unlabelled patches per training image for pretraining
+
+    def __init__(self, data_root=None, image_size=None, seed=0, patches: bool = False):
         super().__init__(data_root, image_size, seed)
+        self.patches = patches
         self._full: dict[str, Split] = {}
 
     @property
     def read_size(self) -> int | None:
         """Side length images are resized to when read (None: native 565x584)."""
-        return self.image_size
+        return None if self.patches else self.image_size
+
+    @property
+    def input_note(self) -> str:
+        if self.patches:
+            return (f"native-resolution {self.image_size}-px patches ({self.patches_per_image} per training/validation "
+                    "image), the 20 full 565x584 test images")
+        return super().input_note
 
     def _files(self, part: str) -> list[tuple[str, Path, Path, Path]]:
         """(id, image, vessel mask, FOV mask) for every image of ``part``; ids must match across folders."""
@@ -98,12 +116,25 @@ class Drive(Task):
         self._full[part] = split
         return split
 
-    def _load(self, split: str) -> Split:
+    def _load_full(self, split: str) -> Split:
         if split == "test":
             return self._load_part("test")
         full = self._load_part("training")
         train_idx, val_idx = fixed_split(len(full), (1 - VAL_FRACTION, VAL_FRACTION), SPLIT_SEED)
         return full.subset(torch.from_numpy(train_idx if split == "train" else val_idx))
+
+    def _load(self, split: str) -> Split:
+        full = self._load_full(split)
+        if split == "test" or not self.patches:
+            return full
+        return sample_patches(full, self.image_size, self.patches_per_image, SPLIT_SEED + SPLITS.index(split))
+
+    def pretrain_images(self) -> torch.Tensor:
+        """Patch mode: many more unlabelled patches of the training images than the labelled ones."""
+        if not self.patches:
+            return super().pretrain_images()
+        return sample_patches(self._load_full("train"), self.image_size, self.pretrain_patches_per_image,
+                              SPLIT_SEED + 99).images
 
 
 def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
@@ -130,28 +161,3 @@ def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
     ids = [f"{i}@{y},{x}" for i, yy, xx in zip(split.ids, ys.tolist(), xs.tolist()) for y, x in zip(yy, xx)]
     return Split(crop(split.images.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous(), crop(split.targets),
                  crop(split.valid), ids)
-
-
-class DrivePatches(Drive):
-    """DRIVE at native resolution: training and validation on fixed random patches, test on the full images.
-
-    Why: at CPU-sized inputs a resized DRIVE photograph loses its 1-2 px vessels (in-FOV green contrast
-    falls from 90 vs 98 grey levels at native size to 94 vs 98 at 128 px) and nothing learns them.
-    Patches keep native resolution at a CPU cost; the test split is still the 20 full images, scored
-    inside the FOV. ``image_size`` is the patch side.
-    """
-
-    name = "drive-patches"
-    image_size = 64
-    description = "DRIVE at native resolution: patch training, full-image test, Dice inside the FOV"
-    patches_per_image = 8
-
-    @property
-    def read_size(self) -> int | None:
-        return None
-
-    def _load(self, split: str) -> Split:
-        full = super()._load(split)
-        if split == "test":
-            return full
-        return sample_patches(full, self.image_size, self.patches_per_image, SPLIT_SEED + SPLITS.index(split))

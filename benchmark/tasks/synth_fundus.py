@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .base import Split, Task
 
-SPLIT_SEEDS = {"train": 101, "val": 202, "test": 303}
+SPLIT_SEEDS = {"train": 101, "val": 202, "test": 303, "pool": 404}
 
 
 @dataclass(frozen=True)
@@ -238,14 +238,21 @@ class SynthFundus(Task):
     in_chans = 3
     num_classes = 2
     image_size = 64
-    description = "synthetic fundus vessel segmentation (embedded, no download; 48/16/32), Dice inside the FOV"
+    description = ("synthetic fundus vessel segmentation (embedded, no download): 2,048 unlabelled images for "
+                   "pretraining, 16/16/64 labelled train/val/test, Dice inside the FOV")
     source = "built in (procedurally generated, deterministic)"
     layout = "  nothing: images are generated in memory (--data-root is ignored)"
-    sizes = {"train": 48, "val": 16, "test": 32}
+    # The self-supervised regime: unlabelled images are plentiful, labels are few. The pool is drawn
+    # from its own seed, so no labelled image (of any split) is ever pretrained on.
+    sizes = {"train": 16, "val": 16, "test": 64, "pool": 2048}
     base_seed = 1000
 
     def _fundus(self, split: str) -> Fundus:
         return generate(self.sizes[split], int(self.image_size), self.base_seed + SPLIT_SEEDS[split])
+
+    def pretrain_images(self) -> torch.Tensor:
+        """The unlabelled pool, disjoint from the labelled splits."""
+        return self._fundus("pool").images
 
     def _load(self, split: str) -> Split:
         f = self._fundus(split)
@@ -259,8 +266,9 @@ class SynthFundusGrade(SynthFundus):
     kind = "multiclass"
     metric = "auc"
     num_classes = 3
-    description = "synthetic fundus lesion grading 0-2 (embedded, no download; 96/32/64), multi-class AUC"
-    sizes = {"train": 96, "val": 32, "test": 64}
+    description = ("synthetic fundus lesion grading 0-2 (embedded, no download): 2,048 unlabelled images for "
+                   "pretraining, 96/32/64 labelled train/val/test, multi-class AUC")
+    sizes = {"train": 96, "val": 32, "test": 64, "pool": 2048}
     base_seed = 2000
 
     def _load(self, split: str) -> Split:

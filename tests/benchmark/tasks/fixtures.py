@@ -148,8 +148,6 @@ def build(name: str, tmp: Path) -> dict:
         return {}
     if name == "drive":
         return {"data_root": write_drive(tmp / "DRIVE"), "image_size": 32}
-    if name == "drive-patches":  # native 26x24 fixture images, 8-px patches
-        return {"data_root": write_drive(tmp / "DRIVE"), "image_size": 8}
     if name.endswith("mnist"):
         write_medmnist(tmp / "medmnist", name, counts=None)
         return {"data_root": tmp / "medmnist"}

@@ -94,15 +94,13 @@ def test_empty_images_folder(tmp_path):
 
 
 def test_patches_are_native_crops_centred_in_the_fov_and_test_stays_whole(drive_root):
-    from benchmark.tasks.drive import DrivePatches
-
-    task = DrivePatches(drive_root)
+    task = Drive(drive_root, 64, patches=True)
     train, val, test = task.load("train"), task.load("val"), task.load("test")
-    k = DrivePatches.patches_per_image
+    k = Drive.patches_per_image
     assert train.images.shape == (16 * k, 3, 64, 64) and val.images.shape == (4 * k, 3, 64, 64)
     assert test.images.shape == (20, 3, 584, 565)  # the metric is still on the 20 full test images
     assert train.valid[:, 32, 32].all()  # every patch is centred inside the field of view
-    full = Drive._load(task, "train")
+    full = task._load_full("train")
     for pid, image, target in zip(train.ids[::17], train.images[::17], train.targets[::17]):
         name, pos = pid.split("@")
         y, x = map(int, pos.split(","))
@@ -110,4 +108,6 @@ def test_patches_are_native_crops_centred_in_the_fov_and_test_stays_whole(drive_
         assert torch.equal(image, full.images[j, :, y:y + 64, x:x + 64])
         assert torch.equal(target, full.targets[j, y:y + 64, x:x + 64])
     assert {i.split("@")[0] for i in train.ids}.isdisjoint({i.split("@")[0] for i in val.ids})
-    assert torch.equal(DrivePatches(drive_root).load("train").images, train.images)  # fixed patches
+    assert torch.equal(Drive(drive_root, 64, patches=True).load("train").images, train.images)  # fixed patches
+    pool = task.pretrain_images()  # many more unlabelled patches of the 16 training images only
+    assert pool.shape == (16 * Drive.pretrain_patches_per_image, 3, 64, 64)
