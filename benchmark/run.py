@@ -65,10 +65,6 @@ def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
     return data_root / task if (data_root / task).exists() else data_root
 
 
-def load_task(name: str, root: Path | str | None, image_size: int | None) -> Task:
-    return registry.task_class(name)(root, image_size)
-
-
 @dataclass
 class PretrainJob:
     """Pretrain ``method`` on one task; reused when exported, resumed from its checkpoint, else trained.
@@ -103,7 +99,7 @@ class PretrainJob:
         if self.done():
             console.print(f"[dim]{self.method}: reusing pretrained weights {self.export}[/dim]")
             return self.export
-        task = self.task or load_task(self.cfg.task, self.cfg.data_root, self.image_size)
+        task = self.task or registry.make_task(self.cfg.task, self.cfg.data_root, self.image_size)
         images = task.pretrain_images()
         resume = (self.out / CHECKPOINT).exists()
         console.print(f"[bold]{self.method}[/bold]: {'resuming' if resume else 'pretraining'} on {self.cfg.task} "
@@ -114,11 +110,11 @@ class PretrainJob:
 
 
 def pretrain_job(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
-                 device: torch.device | None = None) -> PretrainJob:
+                 device: torch.device | None = None, seed: int = 0) -> PretrainJob:
     """The pretraining of ``method`` (or a variant) on ``task``, resolved for ``device`` (default: CUDA when here)."""
     base, hparams = registry.method_spec(method)
     cfg = PretrainConfig.from_budget(budget, task.kind, method=base, hparams=hparams, task=task_name,
-                                     data_root=None if data_root is None else str(data_root))
+                                     data_root=None if data_root is None else str(data_root), seed=seed)
     images = task.pretrain_images()
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
@@ -133,10 +129,12 @@ def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_r
 
 
 def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
-                    data_root: Path | None, pretrain_hash: str | None, imagenet_weights: str | None) -> FinetuneConfig:
+                    data_root: Path | None, pretrain_hash: str | None, imagenet_weights: str | None,
+                    pretrain_seed: int = 0) -> FinetuneConfig:
+    extra = {} if pretrain_hash is None else {"pretrain_hash": pretrain_hash, "pretrain_seed": pretrain_seed}
     return FinetuneConfig.from_budget(
         budget, task, task_name, init=init, seed=seed, label_fraction=label_fraction, data_root=data_root,
-        imagenet_weights=imagenet_weights, extra={} if pretrain_hash is None else {"pretrain_hash": pretrain_hash},
+        imagenet_weights=imagenet_weights, extra=extra,
     )
 
 
@@ -154,7 +152,7 @@ def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, 
     record["init"] = name
     store.put(record)
     console.print(f"{cfg.task} {name} seed {cfg.seed} fraction {cfg.label_fraction}: "
-                  f"{record['metric']} {record['value']:.2f} ({record['epochs_run']} epochs, "
+                  f"{record['metric']} {record['value']:.2f} ({record['steps_run']} steps, best at {record['best_step']}, "
                   f"{record['wall_time_s']:.0f} s)")
     return record
 
@@ -190,14 +188,19 @@ class Plan:
 
 def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
          store_root: Path, label_fractions: list[float], imagenet_weights: str | None,
-         device: torch.device | None = None) -> Plan:
-    """The jobs of a sweep, pretraining resolved for ``device`` (where the jobs will run; default: here)."""
+         device: torch.device | None = None, pretrain_seeds: int = 1) -> Plan:
+    """The jobs of a sweep, pretraining resolved for ``device`` (where the jobs will run; default: here).
+
+    Each method is pretrained ``pretrain_seeds`` times; pretraining run k is fine-tuned with seeds
+    k*seeds .. k*seeds + seeds - 1, and inits without pretraining get all ``pretrain_seeds * seeds``
+    seeds, so every row has the same seeds and rows pair by seed.
+    """
     store = ResultStore(store_root)
     b = get_budget(budget)
     out = Plan()
     for task_name in tasks:
         root = task_root(data_root, task_name, len(tasks) > 1)
-        task = load_task(task_name, root, b.image_size)
+        task = registry.make_task(task_name, root, b.image_size)
         try:
             task.load("train")
         except DataError as err:
@@ -215,27 +218,29 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
                 console.print(f"[yellow]skipping imagenet init: timm's weights for {b.encoder} are not cached and the "
                               "Hub is unreachable (pass --imagenet-weights FILE.safetensors)[/yellow]")
                 continue
-            if method in registry.METHODS or method in registry.VARIANTS:
-                job = pretrain_job(method, task, task_name, budget, root, device)
-                init, pretrain_hash = str(job.export), job.cfg.hash()
-                if not job.done():
-                    out.pretrain.append(job)
-            else:
-                init = method
-            for fraction in label_fractions:
-                for seed in range(seeds):
-                    cfg = finetune_config(budget, task, task_name, init, seed, fraction, root, pretrain_hash,
-                                          imagenet_weights)
-                    if store.has(record_key(cfg, method)):
-                        out.stored += 1
-                    else:
-                        out.finetune.append(FinetuneJob(method, cfg, str(store_root), task))
+            pretrained = method in registry.METHODS or method in registry.VARIANTS
+            for k in range(pretrain_seeds):
+                init, pretrain_hash = method, None
+                if pretrained:
+                    job = pretrain_job(method, task, task_name, budget, root, device, seed=k)
+                    init, pretrain_hash = str(job.export), job.cfg.hash()
+                    if not job.done():
+                        out.pretrain.append(job)
+                for fraction in label_fractions:
+                    for seed in range(k * seeds, (k + 1) * seeds):
+                        cfg = finetune_config(budget, task, task_name, init, seed, fraction, root, pretrain_hash,
+                                              imagenet_weights, pretrain_seed=k)
+                        if store.has(record_key(cfg, method)):
+                            out.stored += 1
+                        else:
+                            out.finetune.append(FinetuneJob(method, cfg, str(store_root), task))
     return out
 
 
 def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
         store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
-        imagenet_weights: str | None, command: str, progress: bool = True, launcher=None) -> list[Path]:
+        imagenet_weights: str | None, command: str, progress: bool = True, launcher=None,
+        pretrain_seeds: int = 1) -> list[Path]:
     """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None).
 
     ``launcher`` (``benchmark.launch``) executes the jobs; default: inline, in this process.
@@ -245,7 +250,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
 
     launcher = launcher or InlineLauncher(progress)
     todo = plan(methods, tasks, seeds, budget, data_root, store_root, label_fractions, imagenet_weights,
-                launcher.device)
+                launcher.device, pretrain_seeds)
     console.print(f"{launcher.name}: {len(todo.pretrain)} pretraining and {len(todo.finetune)} fine-tuning job(s) "
                   f"to run, {todo.stored} result(s) already stored")
     launcher.run(todo.pretrain, "pretrain")
