@@ -32,6 +32,7 @@ __all__ = [
 
 LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ITU-R 601 as it rounds them)
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # column order of ViewParams.factors
+SUBSET_DEVICES = ("cpu",)  # device types where a step runs only on the samples that take it (see _on_subset)
 
 
 def check_images(images: Tensor, generator: torch.Generator | None, name: str) -> None:
@@ -160,10 +161,10 @@ def _blend(images: Tensor, other: Tensor, factor: Tensor) -> Tensor:
 def _on_subset(mask: Tensor, fn, images: Tensor, *per_sample: Tensor) -> Tensor:
     """``fn(images, *per_sample)`` for the samples where ``mask`` is True, the others unchanged.
 
-    On CPU only the chosen samples are computed (nothing to wait for when reading the subset's
-    size); on an accelerator every sample is computed and ``where`` picks, which costs no host sync.
+    On SUBSET_DEVICES only the chosen samples are computed (nothing to wait for when reading the
+    subset's size); elsewhere every sample is computed and ``where`` picks, which costs no host sync.
     """
-    if images.device.type == "cpu":
+    if images.device.type in SUBSET_DEVICES:
         idx = mask.nonzero()[:, 0]
         if len(idx) == 0:
             return images

@@ -5,6 +5,7 @@ import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
+from baselines import augment
 from baselines.augment import JITTER_OPS, ClassicAugment, color_jitter, gaussian_blur, resized_crop, sample_boxes
 
 ATOL = 1e-5  # float32 images in [0, 1]: summation order is the only difference from torchvision
@@ -50,6 +51,18 @@ def test_batched_view_equals_torchvision_per_sample(channels, hw, size):
     assert out.shape == expected.shape
     torch.testing.assert_close(out, expected, atol=ATOL, rtol=0)
     assert torch.equal(out, aug(images, gen(3)))  # __call__ is sample_params + apply
+
+
+def test_accelerator_path_gives_the_same_views(monkeypatch):
+    # off SUBSET_DEVICES every sample runs every step and `where` picks (no host sync on a GPU)
+    aug = ClassicAugment(p_jitter=0.5, gamma=(0.5, 2.0))
+    for channels in (1, 3):
+        images = torch.rand(16, channels, 24, 24)
+        params = aug.sample_params(images, gen())
+        subset = aug.apply(images, params)
+        monkeypatch.setattr(augment, "SUBSET_DEVICES", ())
+        torch.testing.assert_close(aug.apply(images, params), subset, atol=1e-6, rtol=0)
+        monkeypatch.undo()
 
 
 @pytest.mark.parametrize("op", range(4))
