@@ -212,7 +212,7 @@ def color_jitter(images: Tensor, factors: Tensor, order: Tensor, hue: bool = Tru
     if factors.shape != (b, 4) or order.shape != (b, 4):
         raise ValueError(f"color_jitter needs factors and order shaped ({b}, 4), "
                          f"got {tuple(factors.shape)} and {tuple(order.shape)}")
-    brightness, contrast, saturation, hue_op = range(4)
+    contrast, saturation, hue_op = (JITTER_OPS.index(name) for name in ("contrast", "saturation", "hue"))
     x = images.float()
     for step in range(4):
         op = order[:, step]
@@ -285,7 +285,9 @@ class ClassicAugment:
 
     Defaults are MoCo v2's (``aug_plus``), which BYOL's and SimCLR's recipes differ from only in
     strengths; vertical flips are on because microscopy, fundus and CT slices have no canonical
-    up/down as natural photos do. ``size=None`` keeps the input size. ``blur_kernel_size=None``
+    up/down as natural photos do. Steps run crop + flips, jitter, greyscale, blur: MoCo v2 flips
+    last, but a flip commutes with the others (the blur kernel is symmetric), so the views are the
+    same. ``size=None`` keeps the input size. ``blur_kernel_size=None``
     means 3 sigma each side at the largest sigma (13 taps for sigma <= 2, what PIL's blur in MoCo v2
     amounts to; SimCLR uses about 10% of the image side). ``gamma``, off by default and not part of
     any of the three recipes, adds a per-sample gamma curve x ** g (g log-uniform in ``gamma``) to
