@@ -69,7 +69,9 @@ def test_a_step_past_its_box_is_killed_with_its_children(tmp_path):
     log = tmp_path / "step.log"
     rc, wall = gpu_session.run_boxed([sys.executable, "-c", code], 1.5, log, tmp_path, dict(os.environ))
     assert rc is None and 1.5 <= wall < 10
-    helper = int(log.read_text().splitlines()[-1])
+    lines = log.read_text().splitlines()
+    assert lines[-1] == "[gpu_session: killed at its 2 s limit]"
+    helper = int(next(ln for ln in lines if ln.isdigit()))
     time.sleep(0.2)
     state = Path(f"/proc/{helper}/stat")
     assert not state.exists() or state.read_text().split(")")[-1].split()[0] in ("Z", "X"), "helper still running"
