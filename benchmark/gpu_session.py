@@ -127,6 +127,10 @@ class Session:
         say(self, f"{name}: started, {box:.0f} s at most")
         rc, step.wall_s = run_boxed(cmd, box, self.log(name), cwd, self.env)
         step.status = f"timed out after {box:.0f} s" if rc is None else ("ok" if rc == 0 else f"failed (exit {rc})")
+        if rc:  # the error, so the summary says why without the archive
+            lines = [ln for ln in self.log(name).read_text().splitlines() if ln.strip()]
+            errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b", ln)]
+            step.headline = (errors or lines)[-1][:200]
         say(self, f"{name}: {step.status} ({step.wall_s:.0f} s)")
         return step, rc
 
@@ -294,11 +298,13 @@ def finetune_step(s: Session, exports: list[dict]) -> list[dict]:
     records = [json.loads(f.read_text()) for f in sorted((store / p.task).glob("*.json"))]
     if not step.status.startswith("skipped"):
         count = {i["name"]: sum(r["init"] == i["name"] for r in records) for i in inits}
+        error = step.headline
         step.headline = (f"{len(records)} of {len(inits) * p.seeds} runs: "
                          + ", ".join(f"{k} {v}" for k, v in count.items()))
         if records:
             step.headline += (f"; {statistics.mean(r['wall_time_s'] for r in records):.0f} s and "
                               f"{statistics.mean(r['epochs_run'] for r in records):.0f} epochs per run")
+        step.headline += f"; {error}" if error else ""
     return records
 
 
@@ -335,7 +341,7 @@ def summary(s: Session, argv: list[str], exports: list[dict]) -> str:
              f"- task {p.task}, budget {p.budget}, data {s.data_root or 'embedded'}, {p.seeds} seeds per init, "
              f"pretraining capped by time (the budget's full length: {p.step_ceiling} steps)",
              "", "| step | status | wall s | headline |", "|---|---|---:|---|"]
-    lines += [f"| {st.name} | {st.status} | {st.wall_s:.0f} | {st.headline} |" for st in s.steps]
+    lines += [f"| {st.name} | {st.status} | {st.wall_s:.0f} | {st.headline.replace('|', '/')} |" for st in s.steps]
     if exports:
         lines += ["", "## Pretraining health", ""]
         for e in exports:
@@ -367,13 +373,13 @@ def hand_back(s: Session, out: Path) -> list[Path]:
     return copied + [out / "session.tar.gz"]
 
 
+def data_candidates(given: Path | None) -> list[Path]:
+    return [given.resolve()] if given is not None else [(REPO / rel).resolve() for rel in DATA_CANDIDATES]
+
+
 def find_data_root(given: Path | None) -> Path | None:
-    if given is not None:
-        return given.resolve()
-    for rel in DATA_CANDIDATES:
-        if (REPO / rel / "training").is_dir():
-            return (REPO / rel).resolve()
-    return None
+    """The first candidate with DRIVE's training/ folder: checked here, before any device minute goes on it."""
+    return next((root for root in data_candidates(given) if (root / "training").is_dir()), None)
 
 
 def session(args: argparse.Namespace, argv: list[str]) -> int:
@@ -401,9 +407,9 @@ def session(args: argparse.Namespace, argv: list[str]) -> int:
                 exports = pretrain_steps(s, img_s)
                 board_step(s, finetune_step(s, exports))
             else:
-                where = " or ".join(str(REPO / rel) for rel in DATA_CANDIDATES)
+                where = " or ".join(str(root) for root in data_candidates(args.data_root))
                 for name in training:
-                    s.skip(name, f"no DRIVE at {where} (pass --data-root)")
+                    s.skip(name, f"no DRIVE (a training/ folder) at {where}")
     finally:  # a bug in this script still leaves a summary of what ran
         text = summary(s, argv, exports)
         (work / "summary.md").write_text(text)
