@@ -1,0 +1,505 @@
+"""One prepared GPU session (issue 17): ``python3 -m benchmark.gpu_session --out DIR`` in one device call.
+
+A lent GPU is 15 minutes of device time for a whole session, so everything that needs it runs in
+one call that must always finish and always hand back what it has. In order:
+
+1. machine: GPU, torch, CUDA, driver (``nvidia-smi``) -> machine.txt;
+2. cuda-tests: the CUDA-only tests (``pytest -m "not slow" -k cuda``) -> tests.txt;
+3. gpu-check: ``benchmark.gpu_check`` at the paper's shapes (ResNet-50 U-Net, 512 px, batch 32) -> gpu_check.md;
+4. pretrain-<method>: TOWER, SimCLR and Model Genesis at the ``paper`` budget on DRIVE, each with a
+   ``--max-steps`` cap that fits its share of the time left (from gpu_check's measured speed);
+5. finetune: every init (the three exports + random) at 3 seeds with the budget's fine-tuning
+   protocol, seed-major so an early stop still leaves whole rounds of seeds;
+6. board: ``tower-bench leaderboard`` -> drive-paper-h200.{md,csv,png} and records.jsonl;
+then summary.md: each step's status, wall seconds and headline numbers.
+
+Every step is a subprocess (its own process group) with a hard deadline carved out of one total
+budget (``--budget-s``); a step that runs out of time is killed and recorded as timed out, and the
+steps after it still run while time is left. This process imports only the standard library, so
+nothing a step breaks can stop the summary. The device returns at most 8 files, hence $OUT holds
+summary.md, machine.txt, gpu_check.md, the board's three files, records.jsonl and session.tar.gz
+(everything else: tests.txt, logs, each pretraining's metrics.jsonl and export config, the store;
+no weights).
+
+``--dry-run`` takes the same path on the CPU at toy sizes (budget ``smoke``, the embedded
+``synth-fundus`` task, 2 seeds, 2 pretraining steps, gpu_check's own ``--dry-run``) so CI proves
+the script before a device minute is spent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_CANDIDATES = ("../shared/data/DRIVE", "shared/data/DRIVE")  # beside the checkout here; inside it on the device
+PEAK_BF16_TFLOPS = 790.0  # H200 dense bf16 (an 8192^3 matmul measured 788 on the lent machine)
+METHODS = ("tower", "simclr", "genesis")
+TEST_FILES = {  # CUDA-only tests -> the modules a file imports that the device image may lack
+    "tests/tower/test_proxy.py": (),
+    "tests/benchmark/test_gpu_check.py": (),
+    "tests/benchmark/test_launch.py": ("submitit",),
+}
+MIN_BOX_S = 2.0  # a step given less than this is skipped, not started
+SAFETY = 0.7  # share of a pretraining box planned as steps; the rest absorbs a wrong speed estimate
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What differs between the device run and its CPU dry run; the code path is the same."""
+
+    task: str
+    budget: str
+    seeds: int
+    board: str
+    gpu_check_args: tuple[str, ...]
+    step_ceiling: int  # most pretraining steps: the budget's own length (paper: 2,000 on DRIVE)
+    pretrain_batch: int  # images per pretraining step: min(budget batch 32, DRIVE's 16 training images)
+    startup_s: float  # a pretraining process's fixed cost: imports, data, CUDA set-up, export
+    fallback_steps_per_s: float  # when gpu_check measured nothing
+    threads: str | None  # OMP_NUM_THREADS for the children (None: leave as is)
+
+
+DEVICE = Profile("drive", "paper", 3, "drive-paper-h200", ("--encoder", "resnet50", "--size", "512", "--batch", "32"),
+                 2000, 16, 20.0, 3.0, None)
+DRY_RUN = Profile("synth-fundus", "smoke", 2, "synth-fundus-smoke-dry-run", ("--dry-run",), 2, 8, 10.0, 1.0, "1")
+
+# Caps as shares of the total budget (540 s: machine 27, tests 81, gpu_check 216, for its torch.compile);
+# the board's share is held back from every earlier step; pretraining gets PRETRAIN_SHARE of what is
+# left after gpu_check, fine-tuning the rest.
+CAPS = {"machine": 0.05, "cuda-tests": 0.15, "gpu-check": 0.40}
+BOARD_SHARE = 0.08
+PRETRAIN_SHARE = 0.4
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "interrupted (see the traceback)"
+    wall_s: float = 0.0
+    headline: str = ""
+
+
+class Session:
+    """The clock, the folders and the step records of one run."""
+
+    def __init__(self, profile: Profile, budget_s: float, work: Path, data_root: Path | None, dry_run: bool):
+        self.profile, self.budget_s, self.work, self.data_root = profile, budget_s, work, data_root
+        self.dry_run = dry_run
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + budget_s
+        self.steps: list[Step] = []
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env = child_env(profile.threads)
+
+    def left(self) -> float:
+        """Seconds until the deadline, less the board's reserve."""
+        return self.deadline - time.monotonic() - BOARD_SHARE * self.budget_s
+
+    def add(self, name: str) -> Step:
+        step = Step(name)
+        self.steps.append(step)
+        return step
+
+    def skip(self, name: str, why: str) -> Step:
+        step = self.add(name)
+        step.status = f"skipped: {why}"
+        say(self, f"{name}: {step.status}")
+        return step
+
+    def run(self, name: str, cmd: list[str], box: float, cwd: Path = REPO) -> tuple[Step, int | None]:
+        """Run ``cmd`` with at most ``box`` seconds; (its step, exit code or None when skipped or killed)."""
+        if box < MIN_BOX_S:
+            return self.skip(name, f"no time left ({max(box, 0):.1f} s)"), None
+        step = self.add(name)
+        say(self, f"{name}: started, {box:.0f} s at most")
+        rc, step.wall_s = run_boxed(cmd, box, self.log(name), cwd, self.env)
+        step.status = f"timed out after {box:.0f} s" if rc is None else ("ok" if rc == 0 else f"failed (exit {rc})")
+        if rc:  # the error, so the summary says why without the archive
+            lines = [ln for ln in self.log(name).read_text().splitlines() if ln.strip()]
+            errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b", ln)]
+            step.headline = (errors or lines)[-1][:200]
+        say(self, f"{name}: {step.status} ({step.wall_s:.0f} s)")
+        return step, rc
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+
+def say(session: Session, msg: str) -> None:
+    print(f"[{time.monotonic() - session.t0:5.0f} s] {msg}", flush=True)
+
+
+def child_env(threads: str | None) -> dict[str, str]:
+    """The children import this tree (PYTHONPATH first) and write their logs unbuffered."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", threads)
+    return env
+
+
+def run_boxed(cmd: list[str], box: float, log: Path, cwd: Path, env: dict[str, str]) -> tuple[int | None, float]:
+    """(exit code, or None when killed at ``box`` seconds; wall seconds). Output goes to ``log``.
+
+    The child leads its own process group, and the whole group is killed afterwards, so helpers
+    it started (torch.compile's workers, say) never outlive it.
+    """
+    t0 = time.monotonic()
+    with open(log, "w") as out:
+        out.write(f"$ {shlex.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env,
+                                start_new_session=True)
+        try:
+            rc: int | None = proc.wait(timeout=box)
+        except subprocess.TimeoutExpired:
+            rc = None
+            out.write(f"\n[gpu_session: killed at its {box:.0f} s limit]\n")
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    return rc, time.monotonic() - t0
+
+
+def module(*args: str) -> list[str]:
+    """A child command running this interpreter on this tree."""
+    return [sys.executable, "-m", *args]
+
+
+# ----------------------------------------------------------------------------- the steps
+
+def machine_step(s: Session) -> dict:
+    step, _ = s.run("machine", module("benchmark.gpu_session", "--child", "machine", "--work", str(s.work)),
+                    min(CAPS["machine"] * s.budget_s, s.left()))
+    path = s.work / "machine.json"
+    info = json.loads(path.read_text()) if path.exists() else {}
+    if info:
+        step.headline = (f"{info.get('gpu') or 'no GPU'}, torch {info['torch']}, CUDA {info['cuda'] or 'none'}, "
+                         f"driver {info.get('driver') or 'unknown'}")
+    return info
+
+
+def tests_step(s: Session, cuda: bool | None) -> None:
+    name = "cuda-tests"
+    if cuda is False:
+        s.skip(name, "no CUDA")
+        return
+    import importlib.util
+
+    files = [f for f, needs in TEST_FILES.items() if all(importlib.util.find_spec(m) for m in needs)]
+    left_out = [f"{f} (needs {', '.join(needs)})" for f, needs in TEST_FILES.items() if f not in files]
+    cmd = module("pytest", "-rs", "-p", "no:cacheprovider", "-m", "not slow", "-k", "cuda", *files)
+    step, _ = s.run(name, cmd, min(CAPS[name] * s.budget_s, s.left()))
+    if step.status.startswith("skipped"):
+        return
+    text = s.log(name).read_text()
+    lines = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed|skipped|error|deselected)", ln)]
+    step.headline = lines[-1].strip("= ") if lines else "no pytest summary line"
+    note = f"not collected here: {'; '.join(left_out)}\n" if left_out else ""
+    (s.work / "tests.txt").write_text(f"{step.status}: {step.headline}\n{note}\n{text}")
+
+
+def gpu_check_step(s: Session) -> float | None:
+    """Runs the check; returns its measured bf16 + channels_last images/s (None when it measured nothing)."""
+    name = "gpu-check"
+    step, rc = s.run(name, module("benchmark.gpu_check", *s.profile.gpu_check_args),
+                     min(CAPS[name] * s.budget_s, s.left()))
+    if step.status.startswith("skipped"):
+        return None
+    text = s.log(name).read_text()
+    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln}
+    head = [ln for ln in text.splitlines() if ln.startswith(("command:", "torch ", "device:", "TOWER step:"))]
+    if "bf16 + channels_last" not in rows:
+        step.headline = "no table (see logs/gpu-check.log)"
+        return None
+    table = [ln for ln in text.splitlines() if ln.startswith("|")]
+    (s.work / "gpu_check.md").write_text("\n".join(head + [""] + table) + "\n")
+    if rc == 1:  # gpu_check's own verdict: the table is complete, a target was missed
+        step.status = "ok: a target missed"
+    fast = rows["bf16 + channels_last"]
+    img_s = float(re.search(r"\| ([\d.]+) img/s", fast).group(1))
+    speedup = _first(r"\(([\d.]+)x\)", fast)
+    tflops = _first(r"\| ([\d.]+) \(", rows.get("achieved TFLOP/s", ""))
+    peak = "?" if tflops == "?" else f"{100 * float(tflops) / PEAK_BF16_TFLOPS:.1f}"
+    proxy = _first(r"\| ([\d.]+)% \(", rows.get("proxy share of step", ""))
+    busy = _first(r"\| (\d+)% of wall", rows.get("GPU busy", ""))
+    step.headline = (f"bf16+cl {img_s:.0f} img/s ({speedup}x fp32), {tflops} TFLOP/s ({peak}% of "
+                     f"{PEAK_BF16_TFLOPS:g}), proxy {proxy}% of a step, busy {busy}%")
+    return img_s
+
+
+def _first(pattern: str, text: str) -> str:
+    m = re.search(pattern, text)
+    return m.group(1) if m else "?"
+
+
+def pretrain_steps(s: Session, img_s: float | None) -> list[dict]:
+    """Pretrain each method with a step cap that fits its share of the time; returns the exports made."""
+    p = s.profile
+    steps_per_s = img_s / p.pretrain_batch if img_s else p.fallback_steps_per_s
+    pool = PRETRAIN_SHARE * s.left()
+    pool_end = time.monotonic() + pool
+    exports = []
+    for i, method in enumerate(METHODS):
+        name = f"pretrain-{method}"
+        box = min((pool_end - time.monotonic()) / (len(METHODS) - i), s.left())
+        cap = min(p.step_ceiling, int((box - p.startup_s) * steps_per_s * SAFETY))
+        if cap < 1:
+            s.skip(name, f"no time left for one step ({max(box, 0):.1f} s box)")
+            continue
+        out = s.work / "pretrain" / method
+        cmd = module("benchmark.gpu_session", "--child", "pretrain", "--method", method, "--task", p.task,
+                     "--budget", p.budget, "--max-steps", str(cap), "--out", str(out))
+        if s.data_root is not None:
+            cmd += ["--data-root", str(s.data_root)]
+        step, _ = s.run(name, cmd, box)
+        config = out / "export" / "config.json"
+        if not config.exists():
+            continue
+        meta = json.loads(config.read_text())["tower_bench"]["pretrain"]
+        speeds = [json.loads(ln)["images_per_s"] for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
+        speed = f"{statistics.median(speeds):.0f}" if speeds else "?"
+        health = meta.get("health")
+        verdict = "absent" if health is None else ("passed" if health.get("passed") else "FAILED")
+        step.headline = (f"{meta['steps']} steps (cap {cap}, budget {p.step_ceiling}), final loss "
+                         f"{meta['final_loss']:.4g}, {speed} img/s; health {verdict}")
+        exports.append({"name": method, "init": str(out / "export"), "pretrain_hash": meta["hash"], "health": health})
+    return exports
+
+
+def finetune_step(s: Session, exports: list[dict]) -> list[dict]:
+    """Fine-tune every init at every seed in one child; returns the records stored, whatever stopped it."""
+    p = s.profile
+    inits = exports + [{"name": "random", "init": "random", "pretrain_hash": None}]
+    store = s.work / "store"
+    spec = {"task": p.task, "budget": p.budget, "data_root": None if s.data_root is None else str(s.data_root),
+            "store": str(store), "seeds": p.seeds, "inits": [{k: i[k] for k in ("name", "init", "pretrain_hash")}
+                                                             for i in inits]}
+    spec_path = s.work / "finetune.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    step, _ = s.run("finetune", module("benchmark.gpu_session", "--child", "finetune", "--work", str(s.work)),
+                    s.left())
+    records = [json.loads(f.read_text()) for f in sorted((store / p.task).glob("*.json"))]
+    if not step.status.startswith("skipped"):
+        count = {i["name"]: sum(r["init"] == i["name"] for r in records) for i in inits}
+        error = step.headline
+        step.headline = (f"{len(records)} of {len(inits) * p.seeds} runs: "
+                         + ", ".join(f"{k} {v}" for k, v in count.items()))
+        if records:
+            step.headline += (f"; {statistics.mean(r['wall_time_s'] for r in records):.0f} s and "
+                              f"{statistics.mean(r['epochs_run'] for r in records):.0f} epochs per run")
+        step.headline += f"; {error}" if error else ""
+    return records
+
+
+def board_step(s: Session, records: list[dict]) -> None:
+    name, p = "board", s.profile
+    if not records:
+        s.skip(name, "no fine-tuning records")
+        return
+    board = s.work / "board"
+    board.mkdir(exist_ok=True)
+    with open(board / "records.jsonl", "w") as f:
+        f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    reference = "tower" if any(r["init"] == "tower" for r in records) else "random"
+    cmd = module("benchmark", "leaderboard", p.task, "--store", "store", "--out", "board", "--budget", p.budget,
+                 "--name", p.board, "--reference", reference)
+    step, _ = s.run(name, cmd, s.deadline - time.monotonic(), cwd=s.work)
+    by_init: dict[str, list[float]] = {}
+    for r in records:
+        by_init.setdefault(r["init"], []).append(float(r["value"]))
+    metric = records[0]["metric"]
+    step.headline = f"test {metric}: " + ", ".join(
+        f"{init} {statistics.mean(v):.2f}" + (f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else "") + f" (n {len(v)})"
+        for init, v in sorted(by_init.items(), key=lambda kv: -statistics.mean(kv[1])))
+
+
+# ----------------------------------------------------------------------------- summary and hand-back
+
+def summary(s: Session, argv: list[str], exports: list[dict]) -> str:
+    p = s.profile
+    lines = [f"# GPU session{' (dry run)' if s.dry_run else ''}", "",
+             f"- command: `{shlex.join(['python3', '-m', 'benchmark.gpu_session', *argv])}`",
+             f"- finished: {datetime.now(timezone.utc).isoformat(timespec='seconds')}, "
+             f"{time.monotonic() - s.t0:.0f} s of a {s.budget_s:.0f} s budget",
+             f"- task {p.task}, budget {p.budget}, data {s.data_root or 'embedded'}, {p.seeds} seeds per init, "
+             f"pretraining capped by time (the budget's full length: {p.step_ceiling} steps)",
+             "", "| step | status | wall s | headline |", "|---|---|---:|---|"]
+    lines += [f"| {st.name} | {st.status} | {st.wall_s:.0f} | {st.headline.replace('|', '/')} |" for st in s.steps]
+    if exports:
+        lines += ["", "## Pretraining health", ""]
+        for e in exports:
+            health = e["health"]
+            lines.append(f"- {e['name']}: " + ("no health section in its export" if health is None
+                                               else f"passed={health.get('passed')} `{json.dumps(health)}`"))
+    lines += ["", "Logs of every step, tests.txt, each pretraining's metrics.jsonl and export config, and the "
+              "result store are in session.tar.gz."]
+    return "\n".join(lines) + "\n"
+
+
+def hand_back(s: Session, out: Path) -> list[Path]:
+    """Copy the top files and one archive of the rest (no weights) to ``out``: the device returns 8 files at most."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    board = s.work / "board"
+    picked = [s.work / "summary.md", s.work / "machine.txt", s.work / "gpu_check.md", board / "records.jsonl"]
+    picked += [board / f"{s.profile.board}.{ext}" for ext in ("md", "csv", "png")]
+    copied = [Path(shutil.copy2(f, out)) for f in picked if f.exists()]
+    inside = f"gpu-session/{out.relative_to(s.work).as_posix()}" if out.is_relative_to(s.work) else None
+
+    def keep(t: tarfile.TarInfo) -> tarfile.TarInfo | None:  # no weights, and not the archive itself
+        left_out = t.name.endswith((".pt", ".safetensors")) or (inside and (t.name + "/").startswith(inside + "/"))
+        return None if left_out else t
+
+    with tarfile.open(out / "session.tar.gz", "w:gz") as tar:
+        tar.add(s.work, arcname="gpu-session", filter=keep)
+    return copied + [out / "session.tar.gz"]
+
+
+def data_candidates(given: Path | None) -> list[Path]:
+    return [given.resolve()] if given is not None else [(REPO / rel).resolve() for rel in DATA_CANDIDATES]
+
+
+def find_data_root(given: Path | None) -> Path | None:
+    """The first candidate with DRIVE's training/ folder: checked here, before any device minute goes on it."""
+    return next((root for root in data_candidates(given) if (root / "training").is_dir()), None)
+
+
+def session(args: argparse.Namespace, argv: list[str]) -> int:
+    profile = DRY_RUN if args.dry_run else DEVICE
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    work = (args.work or REPO / "runs" / "gpu-session" / stamp).resolve()
+    out = Path(args.out or os.environ.get("OUT") or work / "out").resolve()
+    if out == work:
+        raise ValueError(f"--out {out} must differ from --work: the work folder is archived into it")
+    data_root = None if args.dry_run else find_data_root(args.data_root)
+    s = Session(profile, args.budget_s, work, data_root, args.dry_run)
+    say(s, f"gpu session{' (dry run)' if args.dry_run else ''}: budget {args.budget_s:.0f} s, work {work}, out {out}")
+    exports: list[dict] = []
+    try:
+        cuda = machine_step(s).get("cuda_available")
+        tests_step(s, cuda)
+        training = (*(f"pretrain-{m}" for m in METHODS), "finetune", "board")
+        if not args.dry_run and cuda is not True:
+            why = "no CUDA (a CPU takes --dry-run)" if cuda is False else "CUDA unknown (no machine step result)"
+            for name in ("gpu-check", *training):
+                s.skip(name, why)
+        else:
+            img_s = gpu_check_step(s)
+            if args.dry_run or data_root is not None:
+                exports = pretrain_steps(s, img_s)
+                board_step(s, finetune_step(s, exports))
+            else:
+                where = " or ".join(str(root) for root in data_candidates(args.data_root))
+                for name in training:
+                    s.skip(name, f"no DRIVE (a training/ folder) at {where}")
+    finally:  # a bug in this script still leaves a summary of what ran
+        text = summary(s, argv, exports)
+        (work / "summary.md").write_text(text)
+        files = hand_back(s, out)
+        print(text)
+        print("handed back: " + ", ".join(f.name for f in files))
+    return 0
+
+
+# ----------------------------------------------------------------------------- child processes
+
+def machine_child(work: Path) -> None:
+    """Write machine.json (for the parent) and machine.txt (for people): what this run measured on."""
+    import platform
+    import shutil
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    info = {"host": platform.node(), "python": platform.python_version(), "executable": sys.executable,
+            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+            "cuda_available": cuda, "gpu": torch.cuda.get_device_name(0) if cuda else None,
+            "gpu_count": torch.cuda.device_count(), "cpus": os.cpu_count(), "driver": None}
+    smi = shutil.which("nvidia-smi")
+    report = "nvidia-smi: not found\n"
+    if smi:
+        query = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                               text=True, timeout=30)
+        if query.returncode == 0 and query.stdout.strip():
+            info["driver"] = query.stdout.strip().splitlines()[0]
+        report = subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout
+    (work / "machine.json").write_text(json.dumps(info, indent=1) + "\n")
+    text = "".join(f"{k}: {v}\n" for k, v in info.items()) + "\n" + report
+    (work / "machine.txt").write_text(text)
+    print(text)
+
+
+def pretrain_child(args: list[str]) -> None:
+    """``tower-bench pretrain ARGS`` itself (same options and checks) without importing the other commands:
+    2-3 s less per pretraining on a CPU."""
+    import typer
+
+    from .pretrain import pretrain_command
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(pretrain_command)
+    app(args, prog_name="tower-bench pretrain")
+
+
+def finetune_child(work: Path) -> None:
+    """All fine-tuning runs in one process (imports and data load once), each record stored when done."""
+    from .config import budget as get_budget
+    from .run import finetune_config, finetune_stored, load_task
+    from .store import ResultStore
+
+    spec = json.loads((work / "finetune.json").read_text())
+    root = None if spec["data_root"] is None else Path(spec["data_root"])
+    task = load_task(spec["task"], root, get_budget(spec["budget"]).image_size)
+    store = ResultStore(spec["store"])
+    for seed in range(spec["seeds"]):
+        for init in spec["inits"]:
+            cfg = finetune_config(spec["budget"], task, spec["task"], init["init"], seed, 1.0, root,
+                                  init["pretrain_hash"], None)
+            finetune_stored(store, cfg, task, init["name"], progress=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["--child", "pretrain"]:  # the rest are tower-bench pretrain's own options
+        pretrain_child(argv[2:])  # Typer exits with the command's exit code
+        return 0
+    p = argparse.ArgumentParser(prog="python3 -m benchmark.gpu_session", description=__doc__.splitlines()[0])
+    p.add_argument("--dry-run", action="store_true", help="the same steps on the CPU at toy sizes (for CI)")
+    p.add_argument("--out", type=Path, help="where the results are handed back (default: $OUT, else WORK/out)")
+    p.add_argument("--budget-s", type=float, default=540.0, help="total seconds of work; every step fits inside")
+    p.add_argument("--data-root", type=Path,
+                   help=f"DRIVE folder (default: the first of {', '.join(DATA_CANDIDATES)} beside this checkout)")
+    p.add_argument("--work", type=Path, help="working folder (default: runs/gpu-session/<UTC time>)")
+    p.add_argument("--child", choices=("machine", "finetune"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.budget_s <= 0:
+        p.error(f"--budget-s must be > 0, got {args.budget_s:g}")
+    if args.child == "machine":
+        machine_child(args.work)
+    elif args.child == "finetune":
+        finetune_child(args.work)
+    else:
+        return session(args, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
