@@ -1,0 +1,64 @@
+"""The fine-tuning protocol cannot select a trivial model: a prior phase longer than the old patience.
+
+A segmentation task with 4 training images is one optimizer step per epoch. Under plain cross-entropy
+every init first learns the class prior (all background, Dice 0); epoch-level patience then stops the
+run within a few updates and keeps whatever the first check saw. Counted in steps, with a floor before
+early stopping may fire and a Dice term in the loss, the selected model segments.
+"""
+import torch
+
+from benchmark.finetune import FinetuneConfig, Schedule, finetune
+from benchmark.leaderboard import TRIVIAL_MARGIN
+from benchmark.tasks.base import Split, Task
+from tests.conftest import TINY_DECODER, TINY_ENCODER
+
+COUNTS = {"train": 4, "val": 4, "test": 8}
+
+
+class PriorTrap(Task):
+    """Dark noisy images with a few bright discs (~10% of the pixels) to segment."""
+
+    name, kind, modality, metric = "prior-trap", "segmentation", "fundus", "dice"
+    in_chans, num_classes, image_size = 3, 2, 32
+    description = source = layout = "made in the test"
+
+    def _load(self, split):
+        n, s = COUNTS[split], self.image_size
+        g = torch.Generator().manual_seed({"train": 1, "val": 2, "test": 3}[split])
+        yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+        masks = torch.zeros(n, s, s, dtype=torch.bool)
+        for i in range(n):
+            for cy, cx in torch.randint(5, s - 5, (3, 2), generator=g).tolist():
+                masks[i] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 5
+        images = 0.2 + 0.1 * torch.rand(n, 3, s, s, generator=g) + 0.5 * masks[:, None]
+        return Split((images * 255).to(torch.uint8), masks.to(torch.uint8), torch.ones(n, s, s, dtype=torch.bool))
+
+
+def config(**protocol):
+    return FinetuneConfig(task="prior-trap", encoder=TINY_ENCODER, decoder_channels=TINY_DECODER, epochs=200,
+                          batch_size=8, lr=1e-2, augment=False, seed=0, **protocol)
+
+
+def test_step_counted_patience_selects_a_model_that_beats_the_trivial_row():
+    task = PriorTrap()
+    old = finetune(config(patience=2), task, progress=False)  # the old protocol: 2 epochs = 2 steps here
+    new = finetune(config(patience=2, patience_steps=60, stop_after=100, loss="ce+dice"), task, progress=False)
+    floor = max(old["trivial"].values())
+    assert old["steps_per_epoch"] == 1 and old["steps_run"] <= 10
+    assert old["value"] < floor + TRIVIAL_MARGIN, old  # stopped inside the prior phase
+    assert new["steps_run"] >= 100 and new["best_step"] > old["steps_run"]
+    assert new["value"] > floor + TRIVIAL_MARGIN, new
+    truth = float(task.load("test").targets.float().mean())
+    assert 0.5 * truth < new["fg_fraction"] < 2 * truth  # neither all background nor all vessel
+
+
+def test_schedule_counts_patience_in_steps_with_floors():
+    cfg = FinetuneConfig(task="t", epochs=200, batch_size=32, patience=30, patience_steps=300, stop_after=500,
+                         min_steps=1000, eval_every=10)
+    tiny = Schedule.of(cfg, 16)  # DRIVE at the paper budget: one step per epoch
+    assert (tiny.steps_per_epoch, tiny.total, tiny.eval_every, tiny.patience) == (1, 1000, 1, 300)
+    assert not tiny.stops(400, 50) and tiny.stops(500, 150) and not tiny.stops(500, 250)
+    big = Schedule.of(cfg, 32 * 700)  # a big split keeps the paper's epochs and patience
+    assert (big.total, big.eval_every, big.patience) == (200 * 700, 10, 30 * 700)
+    per_epoch = Schedule.of(FinetuneConfig(task="t", batch_size=8), 33)  # 0: once per epoch; 33 = 4 batches
+    assert per_epoch.steps_per_epoch == 4 and per_epoch.eval_every == 4
