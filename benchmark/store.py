@@ -111,6 +111,8 @@ class ResultStore:
             missing = [f for f in REQUIRED_FIELDS if f not in rec]
             if missing:
                 raise ValueError(f"missing fields {missing}")
+            if not isinstance(rec["value"], (int, float)) or not math.isfinite(rec["value"]):
+                raise ValueError(f"value {rec['value']!r} is not a finite number")
             return rec
         except (OSError, ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
             warnings.warn(f"skipping corrupt result record {path}: {err}", CorruptRecordWarning, stacklevel=3)
