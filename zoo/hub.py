@@ -364,7 +364,8 @@ def _load_state(
     shared = sorted(own.keys() & tensors.keys())
     shapes = [f"{k} (file {tuple(tensors[k].shape)}, model {tuple(own[k].shape)})"
               for k in shared if tensors[k].shape != own[k].shape]
-    dtypes = [f"{k} (file {tensors[k].dtype}, model {own[k].dtype})" for k in shared if _foreign_dtype(own[k], tensors[k])]
+    dtypes = [f"{k} (file {tensors[k].dtype}, model {own[k].dtype})"
+              for k in shared if _foreign_dtype(own[k], tensors[k])]
     if missing or unexpected or shapes or dtypes:
         parts = [f"{label}: {_describe(keys)}" for label, keys in
                  (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes),

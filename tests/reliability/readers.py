@@ -310,7 +310,8 @@ def finetune(task: str, sub: str = "") -> Callable[[Path, Path], list[str]]:
     return command
 
 
-IMAGE_WRONG_FORMAT = (Corruption("npz", _write(npz_bytes)), Corruption("ppm-truncated", _write(lambda: ppm_bytes()[:500])))
+IMAGE_WRONG_FORMAT = (Corruption("npz", _write(npz_bytes)),
+                      Corruption("ppm-truncated", _write(lambda: ppm_bytes()[:500])))
 UNREADABLE_IMAGE = ("unreadable or truncated image",)
 
 
@@ -444,7 +445,8 @@ IMAGE_READERS = (
     Reader("lits-segmentation", build_lits, "Training Batch 1/segmentation-1.nii", finetune("lits"), (), (
         replace(TRUNCATED[1], expect=("unreadable NIfTI",)),
         Corruption("wrong-shape", _nifti(lambda: fixtures.lits_volume(1, shape=(20, 18, 10))[1]), ("shape",)),
-        Corruption("labels-out-of-range", _nifti(_seg_labels_out_of_range), ("labels span [0, 7]", "expected 0 background")),
+        Corruption("labels-out-of-range", _nifti(_seg_labels_out_of_range),
+                   ("labels span [0, 7]", "expected 0 background")),
     )),
     # Manifest CSVs (issue 16 names them; they do not exist yet): add their Reader here, e.g.
     # Reader("manifest-csv", build_manifest, "manifest.csv", finetune("<task>"), ("manifest",), (MISSING, EMPTY, ...)),
