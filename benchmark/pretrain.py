@@ -303,7 +303,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: refused to resume from it: it holds objects other than tensors and plain "
                          f"containers, which could run code when loaded{f' ({which[:120]})' if which else ''}; "
                          "expected a checkpoint written by tower-bench pretrain") from None
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, IndexError, ValueError) as err:  # text and cut files: many kinds
         raise ValueError(f"{path}: unreadable or truncated checkpoint ({' '.join(str(err).split())[:80]}); "
                          "move it away to start over, or choose another --out") from None
     if not isinstance(ckpt, dict) or not {"step", "config_hash", "method", "rng"} <= ckpt.keys():
@@ -313,13 +313,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _truncate_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
-    """Keep the rows up to the checkpoint's step: later ones (and a line cut by a kill) get recomputed."""
+    """Keep the rows up to the checkpoint's step: later ones (and a last line cut by a kill) get recomputed.
+
+    Any other unreadable line means the file is not this run's log: refused with its line number, left as it is.
+    """
     rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
+    try:
+        lines = path.read_text().splitlines() if path.exists() else []
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: unreadable metrics log ({err}); expected one JSON object per line") from None
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            if number == len(lines):  # cut by a kill mid-write
+                continue
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            raise ValueError(f"{path}: line {number} is not a metrics row ({line[:60]!r}); expected one JSON object "
+                             "per line with an integer 'step'; move the file away to resume without it")
         if row["step"] <= upto:
             rows.append(row)
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

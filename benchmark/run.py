@@ -146,11 +146,12 @@ def record_key(cfg: FinetuneConfig, name: str) -> dict:
 def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, name: str, progress: bool) -> dict:
     """The record of ``cfg`` stored under init ``name``: read from the store, or fine-tuned and stored."""
     key = record_key(cfg, name)
-    if store.has(key):
-        return store.get(key)
-    record = finetune(cfg, task, progress=progress)
-    record["init"] = name
-    store.put(record)
+    with store.claim(key) as todo:  # another run computing the same key: wait for its record
+        if not todo:
+            return store.get(key)
+        record = finetune(cfg, task, progress=progress)
+        record["init"] = name
+        store.put(record)
     console.print(f"{cfg.task} {name} seed {cfg.seed} fraction {cfg.label_fraction}: "
                   f"{record['metric']} {record['value']:.2f} ({record['steps_run']} steps, best at {record['best_step']}, "
                   f"{record['wall_time_s']:.0f} s)")

@@ -4,13 +4,20 @@ A record's file name is the stable hash of its key (task, init, seed, label_frac
 config_hash): a rerun of the same key replaces the file atomically, different keys never touch
 the same file, and two stores merge by copying files. Nothing is appended, nothing is rewritten
 in place, so a crash loses at most the record being written.
+
+Two runs on one store never compute the same record at once: a job first claims its key with a lock
+file next to the record (``ResultStore.claim``); the other run waits for the record, or takes the claim
+over once its owner is gone.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import time
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +31,10 @@ FIELDS = REQUIRED_FIELDS + ("config", "curve", "best_epoch", "epochs_run", "wall
                             "versions", "created", "host")
 
 Key = Union[Sequence[Any], Mapping[str, Any]]
+# A claim by another host older than this is taken over (its pid cannot be checked from here): longer
+# than any fine-tuning job runs. On the same host a claim is taken over as soon as its process is gone.
+STALE_CLAIM_S = 24 * 3600.0
+BROKEN_LOCK_S = 60.0  # an unreadable lock (its owner died between creating and writing it) or break-lock
 
 
 class CorruptRecordWarning(UserWarning):
@@ -111,6 +122,8 @@ class ResultStore:
             missing = [f for f in REQUIRED_FIELDS if f not in rec]
             if missing:
                 raise ValueError(f"missing fields {missing}")
+            if not isinstance(rec["value"], (int, float)) or not math.isfinite(rec["value"]):
+                raise ValueError(f"value {rec['value']!r} is not a finite number")
             return rec
         except (OSError, ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
             warnings.warn(f"skipping corrupt result record {path}: {err}", CorruptRecordWarning, stacklevel=3)
@@ -145,6 +158,34 @@ class ResultStore:
                 out.append(rec)
         return out
 
+    def lock_path(self, key: Key) -> Path:
+        return self.path(key).with_name(self.path(key).name + ".lock")
+
+    @contextmanager
+    def claim(self, key: Key, poll_s: float = 1.0, stale_after_s: float = STALE_CLAIM_S) -> Iterator[bool]:
+        """Hold ``key``'s claim while its record is computed; yields whether this caller must compute it.
+
+        The claim is ``<record>.lock``, created atomically (O_CREAT | O_EXCL) with the owner's host, pid
+        and time, and removed on leaving (after the record is written, or on an error). While another
+        live run holds it, this waits, polling, until its record appears (then yields False) or its owner
+        is gone (same host: the pid no longer exists; another host: the claim is older than
+        ``stale_after_s``), and takes the claim over. Yields False as well when the record already exists.
+        """
+        lock = self.lock_path(key)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        while not _create_lock(lock):
+            if self.has(key):
+                yield False
+                return
+            if _claim_abandoned(lock, stale_after_s):
+                _break_lock(lock, stale_after_s)
+            else:
+                time.sleep(poll_s)
+        try:
+            yield not self.has(key)
+        finally:
+            lock.unlink(missing_ok=True)
+
     def to_frame(self, task: str | None = None, **filters: Any):
         """The records as a pandas DataFrame, one row per record, ``FIELDS`` first, then extras."""
         import pandas as pd
@@ -166,3 +207,60 @@ class ResultStore:
                 self.put(rec)
                 copied += 1
         return copied
+
+
+# ------------------------------------------------------------------------ claims (lock files)
+
+
+def _create_lock(path: Path) -> bool:
+    """Create ``path`` only if absent (atomic, also over NFS v3+), holding who owns it."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies: a lab shares it
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump({"host": platform.node(), "pid": os.getpid(), "time": time.time()}, f)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _claim_abandoned(path: Path, stale_after_s: float) -> bool:
+    """Whether the claim's owner is gone; False when it is live, or the claim was just released."""
+    try:
+        age = time.time() - path.stat().st_mtime
+        owner = json.loads(path.read_text())
+        host, pid, since = owner["host"], int(owner["pid"]), float(owner["time"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return age > BROKEN_LOCK_S
+    if host == platform.node():
+        return not _pid_alive(pid)
+    return time.time() - since > stale_after_s
+
+
+def _break_lock(path: Path, stale_after_s: float) -> None:
+    """Remove an abandoned claim. One breaker at a time (``<lock>.break``), and it checks again while it holds
+    the right: a waiter that judged the old claim abandoned must not remove the new owner's claim."""
+    breaker = path.with_name(path.name + ".break")
+    if not _create_lock(breaker):
+        try:
+            if time.time() - breaker.stat().st_mtime > BROKEN_LOCK_S:  # a breaker died holding it
+                breaker.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        return
+    try:
+        if _claim_abandoned(path, stale_after_s):
+            path.unlink(missing_ok=True)
+    finally:
+        breaker.unlink(missing_ok=True)

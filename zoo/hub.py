@@ -32,6 +32,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -299,24 +300,39 @@ def _encoder_only_config(config: dict, where: str) -> dict:
     }
 
 
+SAVED_BY = "expected the files zoo.hub.save_pretrained writes"
+
+
+def _load_tensors(path: Path, what: str = "") -> dict[str, torch.Tensor]:
+    """``load_file`` with a damaged or foreign file (a pickle, text, a cut download) named in one line."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{what}{path}: not a readable safetensors file ({err}); expected a safetensors file "
+                         "(pickles are refused: they can run code when loaded)") from None
+
+
 def _read_config(source: _Source, allow_encoder_only: bool) -> dict:
     path = source.require(CONFIG_FILE)
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    where = f"{CONFIG_FILE} of {source}"
-    tb = config.get("tower_bench") if isinstance(config, dict) else None
-    if tb is None:
-        if allow_encoder_only and isinstance(config, dict) and "architecture" in config:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {SAVED_BY}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds a JSON {type(config).__name__}; expected a JSON object ({SAVED_BY})")
+    where = str(path)
+    tb = config.get("tower_bench")
+    if not isinstance(tb, dict):
+        if allow_encoder_only and "architecture" in config:
             config["tower_bench"] = _encoder_only_config(config, str(source))
             return config
         hint = " (a plain timm export? allow_encoder_only=True loads its encoder with a fresh decoder)"
-        raise ValueError(f"{where} has no 'tower_bench' section: not a tower-bench folder" + (hint if "architecture" in config else ""))
-    if tb.get("format", 0) > FORMAT:
-        raise ValueError(f"{where} has format {tb.get('format')}; this tower-bench reads format {FORMAT}: upgrade tower-bench")
-    if "unet" not in tb:
-        raise ValueError(f"{where}: 'tower_bench' section lacks 'unet' (the UNetConfig)")
+        raise ValueError(f"{where} has no 'tower_bench' section: not a tower-bench folder ({SAVED_BY})"
+                         + (hint if "architecture" in config else ""))
+    if not isinstance(tb.get("format", 0), int) or tb.get("format", 0) > FORMAT:
+        raise ValueError(f"{where} has format {tb.get('format')}; expected format <= {FORMAT}: upgrade tower-bench")
+    if not isinstance(tb.get("unet"), dict):
+        raise ValueError(f"{where}: 'tower_bench' section lacks 'unet'; expected the UNetConfig as a JSON object")
     return config
 
 
@@ -327,6 +343,11 @@ def load_config(name_or_path: str | Path, *, revision: str | None = None, allow_
 
 def _describe(keys: list[str], limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + (f" ... and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _foreign_dtype(own: torch.Tensor, loaded: torch.Tensor) -> bool:
+    """Integer weights where the model has floats: a foreign or damaged file, not a cast to make silently."""
+    return own.is_floating_point() and not loaded.is_floating_point()
 
 
 def _load_state(
@@ -340,19 +361,21 @@ def _load_state(
     own = {k: v for k, v in module.state_dict().items() if not prefixes or k.startswith(prefixes)}
     missing = sorted(own.keys() - tensors.keys())
     unexpected = sorted(tensors.keys() - own.keys())
-    shapes = [
-        f"{k} (file {tuple(tensors[k].shape)}, model {tuple(own[k].shape)})"
-        for k in sorted(own.keys() & tensors.keys())
-        if tensors[k].shape != own[k].shape
-    ]
-    if missing or unexpected or shapes:
+    shared = sorted(own.keys() & tensors.keys())
+    shapes = [f"{k} (file {tuple(tensors[k].shape)}, model {tuple(own[k].shape)})"
+              for k in shared if tensors[k].shape != own[k].shape]
+    dtypes = [f"{k} (file {tensors[k].dtype}, model {own[k].dtype})"
+              for k in shared if _foreign_dtype(own[k], tensors[k])]
+    if missing or unexpected or shapes or dtypes:
         parts = [f"{label}: {_describe(keys)}" for label, keys in
-                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if keys]
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes),
+                  ("dtype mismatches", dtypes)) if keys]
         msg = f"{where} does not match the model; " + "; ".join(parts)
         if strict:
             raise ValueError(msg + " (strict=False loads the matching tensors only)")
         warnings.warn(msg + "; loaded the matching tensors only")
-    matching = {k: v for k, v in tensors.items() if k in own and v.shape == own[k].shape}
+    matching = {k: v for k, v in tensors.items()
+                if k in own and v.shape == own[k].shape and not _foreign_dtype(own[k], v)}
     module.load_state_dict(matching, strict=False)
 
 
@@ -374,9 +397,14 @@ def from_pretrained(
     source = _Source(name_or_path, revision)
     config = _read_config(source, allow_encoder_only)
     tb = config["tower_bench"]
-    net = UNet.from_config(tb["unet"])
+    try:
+        net = UNet.from_config(tb["unet"])
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        raise ValueError(f"{source.require(CONFIG_FILE)}: 'tower_bench.unet' does not describe a U-Net this "
+                         f"tower-bench builds ({type(err).__name__}: {err}); expected the UNetConfig save_pretrained "
+                         "writes") from None
     encoder_file = source.require(ENCODER_FILE)
-    encoder_state = load_file(str(encoder_file))
+    encoder_state = _load_tensors(encoder_file)
     if tb.get("encoder_only"):
         encoder_state = _drop_classifier(encoder_state, (config.get("pretrained_cfg") or {}).get("classifier"))
     _load_state(net.encoder, encoder_state, f"{encoder_file} (encoder)", strict)
@@ -387,7 +415,7 @@ def from_pretrained(
                 raise FileNotFoundError(f"{source} has no {DECODER_FILE} (strict=False keeps a fresh decoder and head)")
             warnings.warn(f"{source} has no {DECODER_FILE}: decoder and head stay freshly initialised")
         else:
-            _load_state(net, load_file(str(decoder_file)), f"{decoder_file} (decoder + head)", strict, _DECODER_PREFIXES)
+            _load_state(net, _load_tensors(decoder_file), f"{decoder_file} (decoder + head)", strict, _DECODER_PREFIXES)
     net.pretrained_config = config
     return net
 
@@ -400,17 +428,23 @@ def validate_folder(save_dir: str | Path) -> dict:
     save_dir = Path(save_dir)
     if not save_dir.is_dir():
         raise FileNotFoundError(f"no folder {save_dir} to publish")
-    missing = [f for f in FILES if not (save_dir / f).is_file()]
+    missing = [str(save_dir / f) for f in FILES if not (save_dir / f).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{save_dir} lacks {', '.join(missing)}: a weights folder has {', '.join(FILES)} (from save_pretrained)"
+            f"{', '.join(missing)}: missing or not a file; expected a weights folder with {', '.join(FILES)} "
+            "(from save_pretrained)"
         )
     return load_config(save_dir)
 
 
 def card_for_repo(save_dir: str | Path, repo_id: str) -> str:
     """The folder's README.md as uploaded to ``repo_id``: the loading snippets name the repo."""
-    return (Path(save_dir) / CARD_FILE).read_text().replace(REPO_PLACEHOLDER, repo_id)
+    path = Path(save_dir) / CARD_FILE
+    try:
+        return path.read_text().replace(REPO_PLACEHOLDER, repo_id)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err}); expected the Markdown model card save_pretrained "
+                         "writes") from None
 
 
 def _stage(save_dir: Path, staging: Path, repo_id: str) -> None:
@@ -469,9 +503,10 @@ def _imagenet_from_file(cfg: UNetConfig, path: str | Path) -> UNet:
     if path.suffix != ".safetensors":
         raise ValueError(f"--imagenet-weights {path}: expected a .safetensors file (pickle files are refused)")
     if not path.is_file():
-        raise FileNotFoundError(f"--imagenet-weights {path}: no such file")
+        raise FileNotFoundError(f"--imagenet-weights {path}: " + ("a folder; expected a file" if path.is_dir()
+                                                                   else "no such file"))
     net = UNet.from_config(cfg)
-    tensors = load_file(str(path))
+    tensors = _load_tensors(path, "--imagenet-weights ")
     pcfg = timm.models.get_pretrained_cfg(cfg.encoder)
     tensors = _drop_classifier(tensors, pcfg.classifier if pcfg else None)
     first_conv = (pcfg.first_conv if pcfg else None) or ()
@@ -479,7 +514,7 @@ def _imagenet_from_file(cfg: UNetConfig, path: str | Path) -> UNet:
         key = f"{conv}.weight"
         if key in tensors and tensors[key].ndim == 4 and tensors[key].shape[1] != cfg.in_chans:
             tensors[key] = timm.models.adapt_input_conv(cfg.in_chans, tensors[key])
-    _load_state(net.encoder, tensors, f"{path} (ImageNet encoder)", strict=True)
+    _load_state(net.encoder, tensors, f"--imagenet-weights {path} (ImageNet encoder)", strict=True)
     return net
 
 

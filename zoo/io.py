@@ -9,10 +9,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def _current_umask() -> int:
+    """The process umask; os.umask only reads it by setting it, so it is read once, at import."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; a finished file gets the mode open() would give it, so a lab shares a store.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write through ``write(tmp_path)`` into a temporary file in the same folder, fsync, then rename.
 
     A reader (or a process killed mid-write) sees the old file or the new one, never half of one.
+    The file is created with the mode the user's umask gives (0664 under umask 002), not mkstemp's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,6 +33,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, FILE_MODE)  # after write: a writer that replaces the file would drop the mode
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)

@@ -24,6 +24,7 @@ FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Ef
 U_ONES = ("Atelectasis", "Edema")  # the others: U-Zeros
 VAL_FRACTION = 0.05
 REQUIRED = ("Path", "Frontal/Lateral") + FINDINGS
+LABEL_VALUES = (1, 0, -1)  # and blank
 
 
 class CheXpert(Task):
@@ -58,6 +59,12 @@ class CheXpert(Task):
         missing = [c for c in REQUIRED if c not in df.columns]
         if missing:
             raise layout_error(path, f"csv lacks columns {missing}", self)
+        for f in FINDINGS:
+            values = pd.to_numeric(df[f], errors="coerce")
+            bad = (~values.isin(LABEL_VALUES) & df[f].notna()).to_numpy().nonzero()[0]
+            if len(bad):
+                raise layout_error(path, f"line {bad[0] + 2}, column {f!r}: {df[f].iloc[bad[0]]!r}; expected 1, 0, "
+                                         f"-1 (uncertain) or blank ({len(bad)} such rows)", self)
         df = df[df["Frontal/Lateral"] == "Frontal"].reset_index(drop=True)
         if df.empty:
             raise layout_error(path, "no frontal images listed", self)

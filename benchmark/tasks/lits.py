@@ -87,7 +87,11 @@ class LiTS(Task):
                                              "(expected the same 3-D shape)", self)
             ornt = nib.io_orientation(vol.affine)
             axial = int(np.flatnonzero(ornt[:, 0] == 2)[0])
-            liver = np.asanyarray(seg.dataobj) >= 0.5  # labels 1 (liver) and 2 (tumour)
+            labels = np.asanyarray(seg.dataobj)
+            if labels.min() < 0 or labels.max() > 2:
+                raise layout_error(seg_path, f"labels span [{labels.min()}, {labels.max()}]; expected 0 background, "
+                                             "1 liver, 2 tumour", self)
+            liver = labels >= 0.5  # labels 1 (liver) and 2 (tumour)
             liver = np.moveaxis(liver, axial, 0)  # (slices, a, b)
             has = liver.any(axis=(1, 2))
             rng = np.random.default_rng([SPLIT_SEED, vid])
@@ -104,6 +108,8 @@ class LiTS(Task):
         if len(kept) == 0:
             raise layout_error(seg_path, "no slices kept (no liver and other_fraction gave none)", self)
         ct = np.stack(ct)
+        if not np.isfinite(ct).all():
+            raise layout_error(vol_path, "NaN or infinite voxels; expected finite CT values in HU", self)
         lo, hi = HU_WINDOW
         x = np.rint((np.clip(ct, lo, hi) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
         y = liver[kept].astype(np.uint8)

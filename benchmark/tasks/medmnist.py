@@ -103,6 +103,8 @@ class MedMNISTTask(Task):
             raise layout_error(path, f"{split}_images is {images.dtype} {images.shape}, expected uint8 {shape}", self)
         if len(labels) != len(images) or labels.ndim != 2:
             raise layout_error(path, f"{split}_labels has shape {labels.shape}, expected ({len(images)}, 1 or K)", self)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise layout_error(path, f"{split}_labels is {labels.dtype}, expected integer class ids", self)
         if self.kind == "multilabel":
             if labels.shape[1] != self.num_classes:
                 raise layout_error(path, f"{split}_labels has {labels.shape[1]} columns, expected {self.num_classes}", self)
