@@ -140,6 +140,21 @@ def _task_type(result: dict) -> str:
     return "image-segmentation" if result["metric"].lower() in ("dice", "iou", "jaccard") else "image-classification"
 
 
+def _health_lines(health: dict | None) -> str:
+    """The pretraining health check as the card states it: did pretraining beat the trivial baselines?"""
+    if not health:
+        return "Pretraining health: not measured (exported before tower-bench checked it)."
+    lines = [f"Pretraining health check: **{'passed' if health.get('passed') else 'FAILED'}** "
+             f"(on {health.get('n')} images the run did not train on, where the pool was large enough)."]
+    if "restoration_mse" in health:
+        lines.append(f"- restoration MSE {health['restoration_mse']:.5f}; predicting the mean training image "
+                     f"{health['mean_image_mse']:.5f}; returning the corrupted view {health['identity_mse']:.5f}")
+    if "retrieval_top1" in health:
+        lines.append(f"- positive-pair retrieval top-1 {100 * health['retrieval_top1']:.1f}% "
+                     f"(chance {100 * health['retrieval_chance']:.1f}%)")
+    return "\n".join(lines)
+
+
 def model_card(config: dict) -> ModelCard:
     """The README.md model card for a config.json dict (``card_for_repo`` fills in the repo id)."""
     tb = config["tower_bench"]
@@ -175,6 +190,7 @@ def model_card(config: dict) -> ModelCard:
     header = ["| task | dataset | metric | mean | std | seeds |", "|---|---|---|---|---|---|"]
     table = "\n".join(header + rows) + "\n" if results else "No downstream results recorded.\n"
     decoder = "encoder and U-Net decoder" if tb.get("trains_decoder") else "encoder only (the decoder is not pretrained)"
+    health = _health_lines(pretrain.get("health"))
     body = f"""
 # {name}
 
@@ -184,6 +200,8 @@ with **{method}** ({decoder}) by tower-bench {tb['version']}.
 ## Pretraining
 
 Protocol hash `{tb['protocol_hash']}` (hash of the protocol below; it names the leaderboard rows).
+
+{health}
 
 ```json
 {json.dumps(pretrain, indent=2, sort_keys=True)}

@@ -1,0 +1,61 @@
+"""Every committed leaderboard ships its per-seed records, and its numbers recompute from them with scipy.
+
+Independent of benchmark.stats on purpose: a bug there must not be able to confirm itself.
+"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+MARGIN = 5.0  # benchmark.leaderboard.TRIVIAL_MARGIN, restated: the rule is part of what is checked
+
+
+def boards() -> list[Path]:
+    return sorted(p for p in BOARDS.glob("*.csv") if not p.name.endswith("-curves.csv"))
+
+
+def close(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("csv", boards(), ids=lambda p: p.stem)
+def test_board_recomputes_from_its_records(csv):
+    records_path = csv.with_suffix(".records.jsonl")
+    assert records_path.is_file(), f"{csv.name} has no records beside it ({records_path.name})"
+    records = [json.loads(line) for line in records_path.read_text().splitlines()]
+    board = pd.read_csv(csv)
+    assert set(board["kind"]) >= {"init", "trivial"}, "every board has a trivial row"
+    rows = board[board["kind"] == "init"]
+    by_init = {}
+    for _, row in rows.iterrows():
+        recs = [r for r in records if r["init"] == row["init"] and r["budget"] == row["budget"]
+                and float(r["label_fraction"]) == float(row["label_fraction"])]
+        values = {int(r["seed"]): float(r["value"]) for r in recs}
+        by_init[row["init"]] = values
+        x = np.array(list(values.values()))
+        assert len(x) == row["n"] and close(float(x.mean()), row["mean"]), row["init"]
+        assert close(float(x.std(ddof=1)) if len(x) > 1 else math.nan, row["std"]), row["init"]
+    reference = rows.loc[rows["test"] == "reference", "init"]
+    for _, row in rows.iterrows():
+        if reference.empty or row["test"] in ("reference", "none"):
+            continue
+        a, b = by_init[row["init"]], by_init[reference.iloc[0]]
+        if row["test"] == "paired":
+            seeds = sorted(a)
+            p = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue
+        else:
+            p = stats.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue
+        assert close(float(p), row["p"]), (row["init"], p, row["p"])
+    trivial = {r["init"].removeprefix("trivial: "): r["mean"] for _, r in board[board["kind"] == "trivial"].iterrows()}
+    for r in records:
+        assert all(close(r["trivial"][k], v) for k, v in trivial.items()), "trivial rows come from the records"
+    for _, row in rows.iterrows():
+        healthy = all(r["pretrain_health"]["passed"] for r in records
+                      if r["init"] == row["init"] and r.get("pretrain_health"))
+        beats = min(by_init[row["init"]].values()) > max(trivial.values()) + MARGIN
+        assert bool(row["counts"]) == (beats and healthy), row["init"]
