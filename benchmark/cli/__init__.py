@@ -14,7 +14,8 @@ from . import analyse, finetune, info, leaderboard, pretrain, publish, run, spee
 from .options import Version
 
 app = typer.Typer(
-    help="tower-bench: self-supervised pretraining (TOWER and baselines) and downstream benchmarks on biomedical images.",
+    help="tower-bench: self-supervised pretraining (TOWER and baselines) and downstream benchmarks on biomedical "
+         "images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
