@@ -40,4 +40,4 @@ def tasks_command() -> None:
         t = registry.task_class(name)
         console.print(Text.assemble((name, "bold"), f"  {t.kind} · {t.modality} · {t.image_size} px · {t.metric}"))
         for line in (t.description, f"data: {t.source}"):
-            console.print(Padding(Text(line, overflow="fold"), (0, 0, 0, 4)))
+            console.print(Padding(Text(line, overflow="fold"), (0, 0, 0, 4), expand=False))
