@@ -16,18 +16,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-import typer
 from torch import nn
 
 from zoo import UNet, UNetConfig
 from zoo.io import package_version, stable_hash
 
 from . import registry
-from .config import BUDGET_HELP, budget as get_budget
+from .config import budget as get_budget
 from .errors import TORCH_OOM, batch_too_large
 from .hardware import bf16_native
 from .tasks.base import Split, Task
@@ -404,31 +403,3 @@ def pretrain_health(init: str) -> dict | None:
         return json.loads(config.read_text()).get("tower_bench", {}).get("pretrain", {}).get("health")
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def finetune_command(
-    init: str = typer.Option("random", "--init", help="random | imagenet | a weights folder | a Hub id"),
-    task: str = typer.Option("synth-fundus", "--task"),
-    budget: str = typer.Option("cpu", "--budget", help=BUDGET_HELP),
-    seed: int = typer.Option(0, "--seed"),
-    label_fraction: float = typer.Option(1.0, "--label-fraction", help="fraction of training labels, in (0, 1]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="fine-tuning batch size (default: the budget's)"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="peak learning rate (default: the budget's)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs before early stopping (default: the budget's)"),
-    init_decoder: Optional[str] = typer.Option(None, "--init-decoder", help="segmentation: take the decoder from another init"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights"),
-    store: Path = typer.Option(Path("runs/results"), "--store", help="results store the record is added to"),
-) -> None:
-    """Fine-tune one init on one task with one seed and store the result record."""
-    from .store import ResultStore
-
-    task_obj = registry.task_class(task)(data_root, get_budget(budget).image_size)
-    cfg = FinetuneConfig.from_budget(
-        budget, task_obj, task, init=init, init_decoder=init_decoder, seed=seed, label_fraction=label_fraction,
-        batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root, imagenet_weights=imagenet_weights,
-    )
-    record = finetune(cfg, task_obj)
-    path = ResultStore(store).put(record)
-    typer.echo(f"{task} init={record['init']} seed={seed}: test {record['metric']} {record['value']:.2f} "
-               f"(best val {record['val_best']:.2f} at epoch {record['best_epoch']}) -> {path}")

@@ -316,18 +316,3 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         console.print(legend(df))
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
     return list(paths.values())
-
-
-def leaderboard_command(
-    task: str,
-    store: Path = Path("runs/results"),
-    out: Path = Path("leaderboards"),
-    reference: str = "tower",
-    holm: bool = False,
-    budget: str | None = None,
-    label_fraction: float = 1.0,
-    name: str | None = None,
-) -> None:
-    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
-    refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
-                        label_fraction=label_fraction, name=name)

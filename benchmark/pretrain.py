@@ -13,7 +13,7 @@ Several machines: start the same command on every node under torchrun yourself (
 
     torchrun --nnodes 2 --nproc-per-node 8 --node-rank $NODE_RANK \\
         --rdzv-backend c10d --rdzv-endpoint $HEAD_NODE:29500 --rdzv-id tower-chexpert \\
-        -m benchmark.pretrain --method tower --task chexpert --data-root DATA/CheXpert --out runs/x
+        -m benchmark pretrain --method tower --task chexpert --data-root DATA/CheXpert --out runs/x
 
 (tests/benchmark/test_multinode.py runs this with two nodes on 127.0.0.1 and gloo.)
 
@@ -28,16 +28,14 @@ import json
 import math
 import os
 import pickle
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
-import typer
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -45,7 +43,7 @@ from zoo import PretrainMethod, UNet, convert_sync_batchnorm
 from zoo.io import atomic_write, atomic_write_text
 
 from . import registry
-from .config import BUDGET_HELP, PretrainConfig
+from .config import PretrainConfig
 from .errors import TORCH_OOM, batch_too_large
 from .schedule import cosine_lr
 from .health import describe, health_check, holdout_split, mean_image
@@ -543,78 +541,3 @@ def _progress(enabled: bool, total: int, start: int):
                   TimeRemainingColumn(), transient=False) as bar:
         task = bar.add_task("pretrain", total=total, completed=start, loss="-", speed="-")
         yield lambda loss, speed: bar.update(task, advance=1, loss=f"{loss:.4f}", speed=f"{speed:.1f}")
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _parse_hparams(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--hparam expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def _relaunch(nproc: int) -> None:
-    """Run this same command under torchrun with ``nproc`` processes on this machine."""
-    args, skip = [], False
-    for a in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif a == "--gpus":
-            skip = True
-        elif not a.startswith("--gpus="):
-            args.append(a)
-    if args and args[0] == "pretrain":
-        args = args[1:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "benchmark.pretrain", *args]
-    raise SystemExit(subprocess.call(cmd))
-
-
-def pretrain_command(
-    method: str = typer.Option("tower", help="pretraining method (tower-bench methods)"),
-    task: str = typer.Option("synth-fundus", help="task whose training split is pretrained on (tower-bench tasks)"),
-    budget: str = typer.Option("paper", help=BUDGET_HELP),
-    encoder: Optional[str] = typer.Option(None, help="timm encoder (default: the budget's)"),
-    epochs: Optional[int] = typer.Option(None, help="epochs (default: the budget's)"),
-    max_steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
-    batch_size: Optional[int] = typer.Option(None, help="GLOBAL batch size, split over processes"),
-    lr: Optional[float] = typer.Option(None, help="peak learning rate (Adam, cosine decay)"),
-    image_size: Optional[int] = typer.Option(None, help="input side length (default: the budget's or the task's)"),
-    hparam: list[str] = typer.Option([], help="method hyper-parameter KEY=VALUE (repeatable)"),
-    data_root: Optional[str] = typer.Option(None, help="folder with the task's data"),
-    out: Optional[str] = typer.Option(None, help="run folder (default runs/pretrain/<method>-<task>-<hash>)"),
-    resume: bool = typer.Option(False, help="continue from OUT/checkpoint.pt"),
-    seed: int = typer.Option(0, help="seed of initialisation, batches and views"),
-    deterministic: bool = typer.Option(False, help="deterministic algorithms (slower on CUDA)"),
-    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints"),
-    bf16: Optional[bool] = typer.Option(None, help="bf16 autocast (default: on CUDA)"),
-    compile: bool = typer.Option(False, help="torch.compile the U-Net"),
-    gpus: int = typer.Option(1, help="processes on this machine (one per GPU; gloo processes on CPU)"),
-) -> None:
-    """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
-    if gpus > 1 and not _launched_by_torchrun():
-        _relaunch(gpus)
-    kind = registry.task_class(task).kind
-    cfg = PretrainConfig.from_budget(
-        budget, kind, method=method, task=task, hparams=_parse_hparams(hparam), encoder=encoder, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, lr=lr, image_size=image_size, data_root=data_root, out=out,
-        seed=seed, deterministic=deterministic, checkpoint_every=checkpoint_every, bf16=bf16, compile=compile,
-    )
-    try:
-        pretrain(cfg, resume=resume, progress=True)
-    except (FileExistsError, NonFiniteLossError) as err:  # fixable by the user: one line, not a traceback
-        raise ValueError(str(err)) from err
-
-
-if __name__ == "__main__":  # torchrun -m benchmark.pretrain <pretrain options>
-    from .cli import main
-
-    sys.argv = [sys.argv[0], "pretrain", *sys.argv[1:]]
-    main()

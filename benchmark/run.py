@@ -13,16 +13,14 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
-import typer
 from rich.console import Console
 
 from zoo.hub import imagenet_weights_reachable
 
 from . import registry
-from .config import BUDGET_HELP, PretrainConfig, budget as get_budget
+from .config import PretrainConfig, budget as get_budget
 from .finetune import FinetuneConfig, finetune
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of
@@ -263,49 +261,3 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
             written += refresh_leaderboard(task_name, store_root, leaderboard_dir, reference=reference, budget=budget,
                                            label_fraction=fraction, name=name, command=command)
     return written
-
-
-def run_command(
-    method: str = typer.Option("tower", "--method", help="a method, an ablation variant (gen-translation, gen-mask, gen-both, con-both), a comma-separated list, random, imagenet, or all"),
-    task: str = typer.Option("synth-fundus", "--task", help="a task, a comma-separated list, or all"),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="fine-tuning seeds per init (the paper: 10)"),
-    budget: str = typer.Option("cpu", "--budget", help=BUDGET_HELP),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="the task's data folder (a parent of one folder per task with --task all)"),
-    label_fraction: list[float] = typer.Option([1.0], "--label-fraction", help="repeat for several fractions"),
-    store: Path = typer.Option(Path("runs/results"), "--store", help="results store (one JSON per run)"),
-    out: Path = typer.Option(Path("leaderboards"), "--out", help="where leaderboards are written"),
-    reference: str = typer.Option("tower", "--reference", help="the init significance marks compare against"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights", help="timm ImageNet weights (.safetensors) for offline machines"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    launcher: str = typer.Option("inline", "--launcher", help="inline (this process) | local (submitit workers on this machine) | slurm (submitit array jobs)"),
-    gpus: str = typer.Option("", "--gpus", help="local: GPU indices, one worker per GPU, e.g. 0,1,2,3"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local: worker processes (default: one per GPU; 1 on CPU)"),
-    jobs_dir: Path = typer.Option(Path("runs/submitit"), "--jobs-dir", help="local/slurm: submitit's job logs and pickles"),
-    timeout_min: int = typer.Option(24 * 60, "--timeout-min", min=1, help="local/slurm: time limit of each job, minutes"),
-    partition: Optional[str] = typer.Option(None, "--partition", help="slurm: partition"),
-    mem_gb: Optional[int] = typer.Option(None, "--mem-gb", min=1, help="slurm: memory per job, GB"),
-    gpus_per_job: int = typer.Option(1, "--gpus-per-job", min=0, help="slurm: GPUs per job (0: CPU jobs)"),
-    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", min=1, help="slurm: CPU cores per job"),
-    array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", min=1, help="slurm: most array tasks running at once"),
-    slurm_option: list[str] = typer.Option([], "--slurm-option", help="slurm: another sbatch option KEY=VALUE, e.g. account=abc (repeatable)"),
-) -> None:
-    """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
-    from .launch import JobsFailedError, SlurmOptions, make_launcher
-
-    for fraction in label_fraction:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"--label-fraction must be in (0, 1], got {fraction}")
-    extra = dict(o.split("=", 1) for o in slurm_option if "=" in o)
-    if len(extra) != len(slurm_option):
-        raise ValueError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
-    slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
-    chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
-                           timeout_min=timeout_min, progress=progress)
-    command = command_line()
-    try:
-        paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
-                    reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
-                    chosen)
-    except JobsFailedError as err:  # one line; the logs hold the tracebacks
-        raise ValueError(str(err)) from err
-    console.print("leaderboard files: " + ", ".join(str(p) for p in paths))

@@ -163,27 +163,3 @@ def run(quick: bool = False, encoder: str = "resnet18", size: int = 64, batch: i
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def speed_command(
-    quick: bool = False,
-    encoder: str = "resnet18",
-    size: int = 64,
-    batch: int = 32,
-    iters: int = 5,
-    threads: int = 0,
-) -> None:
-    """Benchmark TOWER's batched proxy tasks vs per-sample numpy, and its step vs a plain U-Net step.
-
-    ``--threads`` sets torch's intra-op threads (0: torch's default); on a loaded machine one
-    thread avoids OpenMP spinning against other processes.
-    """
-    if threads:
-        torch.set_num_threads(threads)
-    print(run(quick=quick, encoder=encoder, size=size, batch=batch, iters=iters))
-
-
-if __name__ == "__main__":
-    import typer
-
-    typer.run(speed_command)

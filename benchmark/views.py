@@ -7,10 +7,8 @@ Rows are samples; columns are the original, then every tensor the method's ``vie
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
-import typer
 
 from zoo import PretrainMethod, UNet
 
@@ -96,18 +94,3 @@ def show_views(method: str, task: str, *, model: str | Path | None = None, n: in
 
     plt.close(fig)
     return out
-
-
-def show_views_command(
-    method: str = typer.Option("tower", help="pretraining method (tower-bench methods)"),
-    task: str = typer.Option("synth-fundus", help="task whose training images are shown"),
-    model: Optional[str] = typer.Option(None, help="pretrained folder or hub id: adds the restoration column"),
-    n: int = typer.Option(6, help="number of samples (rows)"),
-    out: str = typer.Option("views.png", help="PNG to write"),
-    data_root: Optional[str] = typer.Option(None, help="folder with the task's data"),
-    image_size: Optional[int] = typer.Option(None, help="input side length (default: the task's)"),
-    seed: int = typer.Option(0, help="seed of the drawn views"),
-) -> None:
-    """Draw a method's views (and the restoration of a pretrained model) as a PNG grid."""
-    path = show_views(method, task, model=model, n=n, out=out, data_root=data_root, image_size=image_size, seed=seed)
-    print(path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import typer
 
 from .. import reference as ref
 from .. import registry
@@ -78,19 +77,3 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
 
 def fmt_rank(r) -> str:
     return "–" if pd.isna(r) else str(int(r))
-
-
-def ablation_command(
-    task: str = typer.Option("synth-fundus", "--task"),
-    budget: common.BudgetOpt = "cpu",
-    seeds: int = typer.Option(3, "--seeds", min=2, help="fine-tuning seeds per init (>= 2 for p-values)"),
-    inits: str = typer.Option(",".join(INITS), "--inits", help="comma-separated inits and variants"),
-    data_root: common.DataRootOpt = None,
-    imagenet_weights: common.ImagenetOpt = None,
-    store: common.StoreOpt = Path("runs/results"),
-    out: common.OutOpt = Path("leaderboards"),
-    progress: common.ProgressOpt = False,
-) -> None:
-    """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
-    ablation(task, budget, seeds, store, out, common.split_list(inits), data_root,
-             None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -7,32 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
-import typer
 
 from zoo.io import atomic_write, atomic_write_text, package_version
 
 from .. import registry
-from ..config import BUDGET_HELP, budget as get_budget
-from ..run import command_line, console, run  # noqa: F401  (command_line: used by every analysis)
+from ..config import budget as get_budget
+from ..run import console, run
 from ..store import ResultStore
 from ..tasks.base import Task
 
-
-# Options every analysis takes, declared once.
-BudgetOpt = Annotated[str, typer.Option("--budget", help=BUDGET_HELP)]
-DataRootOpt = Annotated[Optional[Path], typer.Option("--data-root", help="the task's data folder")]
-ImagenetOpt = Annotated[Optional[Path], typer.Option("--imagenet-weights", help="timm ImageNet weights (.safetensors) for offline machines")]
-StoreOpt = Annotated[Path, typer.Option("--store", help="results store (one JSON per run)")]
-OutOpt = Annotated[Path, typer.Option("--out", help="where the Markdown, CSV and PNG go")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
-
-
-def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:
-    """``"a,b , c"`` -> ``["a", "b", "c"]`` (cast each)."""
-    return [cast(s.strip()) for s in spec.split(",") if s.strip()]
 
 
 def load_task(task: str, budget: str, data_root: Path | None) -> Task:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import typer
 
 from ..stats import summarize
 from . import common
@@ -106,19 +105,3 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
                               "dots = best epoch, x = stopped", fontsize=8)
 
     return common.write_outputs(out, name, stamp, table, body, draw)
-
-
-def convergence_command(
-    task: str = typer.Option("synth-fundus", "--task"),
-    budget: common.BudgetOpt = "cpu",
-    seeds: int = typer.Option(3, "--seeds", min=1),
-    inits: str = typer.Option(",".join(INITS), "--inits"),
-    data_root: common.DataRootOpt = None,
-    imagenet_weights: common.ImagenetOpt = None,
-    store: common.StoreOpt = Path("runs/results"),
-    out: common.OutOpt = Path("leaderboards"),
-    progress: common.ProgressOpt = False,
-) -> None:
-    """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
-    convergence(task, budget, seeds, store, out, common.split_list(inits), data_root,
-                None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -15,7 +15,6 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-import typer
 
 from .. import reference as ref
 from ..stats import summarize
@@ -163,23 +162,3 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
         ax.legend(fontsize=8)
 
     return common.write_outputs(out, name, stamp, costs, body, draw, extra_csv={"curves": summary})
-
-
-def label_efficiency_command(
-    task: str = typer.Option("synth-fundus-grade", "--task"),
-    budget: common.BudgetOpt = "cpu",
-    seeds: int = typer.Option(3, "--seeds", min=1),
-    inits: str = typer.Option(",".join(INITS), "--inits"),
-    fractions: str = typer.Option(",".join(f"{f:g}" for f in FRACTIONS), "--fractions", help="must include 1"),
-    references: str = typer.Option(",".join(REFERENCES), "--references", help="inits whose 100% result is the bar"),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100),
-    data_root: common.DataRootOpt = None,
-    imagenet_weights: common.ImagenetOpt = None,
-    store: common.StoreOpt = Path("runs/results"),
-    out: common.OutOpt = Path("leaderboards"),
-    progress: common.ProgressOpt = False,
-) -> None:
-    """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
-    label_efficiency(task, budget, seeds, store, out, common.split_list(inits), common.split_list(fractions, float),
-                     common.split_list(references), n_boot, data_root,
-                     None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import typer
 
 from zoo.hub import imagenet_weights_reachable
 
@@ -92,19 +91,3 @@ def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: li
         ax2.set_title("validation curves, mean ± std (dots: best, x: stopped)", fontsize=9)
 
     return common.write_outputs(out, name, stamp, table, body, draw, size=(11.0, 4.5))
-
-
-def mixing_command(
-    task: str = typer.Option("synth-fundus", "--task"),
-    budget: common.BudgetOpt = "cpu",
-    seeds: int = typer.Option(3, "--seeds", min=1),
-    pairs: str = typer.Option(",".join(PAIRS), "--pairs", help="comma-separated ENCODER+DECODER inits"),
-    data_root: common.DataRootOpt = None,
-    imagenet_weights: common.ImagenetOpt = None,
-    store: common.StoreOpt = Path("runs/results"),
-    out: common.OutOpt = Path("leaderboards"),
-    progress: common.ProgressOpt = False,
-) -> None:
-    """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
-    mixing(task, budget, seeds, store, out, common.split_list(pairs), data_root,
-           None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import typer
 
 from zoo import UNetConfig
 from zoo.hub import imagenet_weights_reachable, load_init
@@ -99,18 +98,3 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
         fig.suptitle(f"{name}: t-SNE of pooled encoder features (test split)", fontsize=9)
 
     return common.write_outputs(out, name, stamp, table, body, draw, size=(3.2 * len(points) + 1.0, 3.6))
-
-
-def representations_command(
-    task: str = typer.Option("synth-fundus-grade", "--task", help="a labelled classification task"),
-    budget: common.BudgetOpt = "cpu",
-    inits: str = typer.Option(",".join(INITS), "--inits"),
-    ks: str = typer.Option(",".join(map(str, KS)), "--k", help="comma-separated k for the k-NN accuracy"),
-    data_root: common.DataRootOpt = None,
-    imagenet_weights: common.ImagenetOpt = None,
-    out: common.OutOpt = Path("leaderboards"),
-    progress: common.ProgressOpt = False,
-) -> None:
-    """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
-    representations(task, budget, out, common.split_list(inits), common.split_list(ks, int), data_root,
-                    None if imagenet_weights is None else str(imagenet_weights), common.command_line(), progress)

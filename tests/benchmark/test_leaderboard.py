@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from benchmark.leaderboard import build_leaderboard, leaderboard_command, write_leaderboard
+from benchmark.cli.leaderboard import leaderboard_command
+from benchmark.leaderboard import build_leaderboard, write_leaderboard
 from benchmark.reference import paper_value
 from benchmark.stats import holm, stars
 from benchmark.store import ResultStore

@@ -47,7 +47,7 @@ def test_two_nodes_match_one_process(tmp_path):
         subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
              "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-             "--rdzv-id", "multinode-test", "-m", "benchmark.pretrain", *ARGS, "--out", str(tmp_path / "two")],
+             "--rdzv-id", "multinode-test", "-m", "benchmark", "pretrain", *ARGS, "--out", str(tmp_path / "two")],
             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for rank in (0, 1)
     ]

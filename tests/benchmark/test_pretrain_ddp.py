@@ -86,7 +86,7 @@ def test_torchrun_two_processes_train_and_export(tmp_path):
         pytest.importorskip(spec.split(":")[0])
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "benchmark.pretrain", "--method", "tower", "--task", "synth-fundus",
+    cmd = [sys.executable, "-m", "benchmark", "pretrain", "--method", "tower", "--task", "synth-fundus",
            "--budget", "smoke", "--max-steps", "3", "--gpus", "2", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -51,11 +51,11 @@ def test_task_loads_disjoint_well_formed_splits(name, tmp_path):
 def test_cli_lists_every_task(monkeypatch):
     from rich.console import Console
 
-    from benchmark import cli
+    from benchmark.cli import info
 
     console = Console(width=400, record=True)
-    monkeypatch.setattr(cli, "console", console)
-    cli.tasks()
+    monkeypatch.setattr(info, "console", console)
+    info.tasks_command()
     text = console.export_text()
     for name in registry.TASKS:
         assert name in text

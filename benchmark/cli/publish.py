@@ -1,31 +1,27 @@
 """``tower-bench publish``: check a saved weights folder, then upload it to the Hugging Face Hub."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import typer
-from rich.console import Console
-
-from zoo.hub import CARD_FILE, FILES, card_for_repo, from_pretrained, push_to_hub, validate_folder
-
-console = Console()
+from .options import DryRun, Private, RepoId, Revision, WeightsFolder
 
 
 def publish_command(
-    path: Path,
-    repo_id: str = typer.Option(..., "--repo-id", help="Hub repo to create or update, e.g. org/name"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="validate and show what would be uploaded; no network"),
-    private: bool = False,
-    revision: str | None = None,
+    path: WeightsFolder,
+    repo_id: RepoId,
+    dry_run: DryRun = False,
+    private: Private = False,
+    revision: Revision = None,
 ) -> None:
-    """Validate a weights folder from save_pretrained (strict load) and push it to the Hugging Face Hub.
+    """Validate a weights folder from save_pretrained (strict load) and push it to the Hugging Face Hub."""
+    from rich.console import Console
 
-    --revision names the branch to upload to (created if missing).
-    """
+    from zoo.hub import CARD_FILE, FILES, card_for_repo, from_pretrained, push_to_hub, validate_folder
+
+    console = Console()
     validate_folder(path)
     net = from_pretrained(path, strict=True)  # the exact files that go up must load back
     tb = net.pretrained_config["tower_bench"]
-    console.print(f"[green]ok[/green] {path}: {net.config.encoder} U-Net, method {tb['method']}, protocol {tb['protocol_hash']}")
+    console.print(f"[green]ok[/green] {path}: {net.config.encoder} U-Net, method {tb['method']}, "
+                  f"protocol {tb['protocol_hash']}")
     if dry_run:
         for name in FILES:
             console.print(f"  {name}  {(path / name).stat().st_size:,} bytes")

@@ -1,0 +1,32 @@
+"""``tower-bench leaderboard``: a task's board rebuilt from the results store (pandas and scipy, no torch)."""
+from __future__ import annotations
+
+from .options import (
+    DEFAULT_BOARDS,
+    DEFAULT_STORE,
+    BoardName,
+    Boards,
+    BoardTask,
+    BudgetFilter,
+    Holm,
+    LabelFraction,
+    Reference,
+    Store,
+)
+
+
+def leaderboard_command(
+    task: BoardTask,
+    store: Store = DEFAULT_STORE,
+    out: Boards = DEFAULT_BOARDS,
+    reference: Reference = "tower",
+    holm: Holm = False,
+    budget: BudgetFilter = None,
+    label_fraction: LabelFraction = 1.0,
+    name: BoardName = None,
+) -> None:
+    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
+    from benchmark.leaderboard import refresh_leaderboard
+
+    refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
+                        label_fraction=label_fraction, name=name)

@@ -1,0 +1,81 @@
+"""``tower-bench run``: the whole sweep, pretrain -> fine-tune every seed -> store -> leaderboard."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import (
+    DEFAULT_BOARDS,
+    DEFAULT_BUDGET,
+    DEFAULT_STORE,
+    ArrayParallelism,
+    Boards,
+    Budget,
+    CpusPerJob,
+    DataRoot,
+    GpusPerJob,
+    ImagenetWeights,
+    JobsDir,
+    LabelFractions,
+    Launcher,
+    MemGb,
+    Methods,
+    Partition,
+    PretrainSeeds,
+    Progress,
+    Reference,
+    Seeds,
+    SlurmOption,
+    Store,
+    Tasks,
+    TimeoutMin,
+    WorkerGpus,
+    Workers,
+)
+
+
+def run_command(
+    method: Methods = "tower",
+    task: Tasks = "synth-fundus",
+    seeds: Seeds = 3,
+    pretrain_seeds: PretrainSeeds = 1,
+    budget: Budget = DEFAULT_BUDGET,
+    data_root: DataRoot = None,
+    label_fraction: LabelFractions = [1.0],
+    store: Store = DEFAULT_STORE,
+    out: Boards = DEFAULT_BOARDS,
+    reference: Reference = "tower",
+    imagenet_weights: ImagenetWeights = None,
+    progress: Progress = True,
+    launcher: Launcher = "inline",
+    gpus: WorkerGpus = "",
+    workers: Workers = None,
+    jobs_dir: JobsDir = Path("runs/submitit"),
+    timeout_min: TimeoutMin = 24 * 60,
+    partition: Partition = None,
+    mem_gb: MemGb = None,
+    gpus_per_job: GpusPerJob = 1,
+    cpus_per_job: CpusPerJob = None,
+    array_parallelism: ArrayParallelism = None,
+    slurm_option: SlurmOption = [],
+) -> None:
+    """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
+    from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
+    from benchmark.run import command_line, console, expand_methods, expand_tasks, run
+
+    for fraction in label_fraction:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"--label-fraction must be in (0, 1], got {fraction}")
+    extra = dict(o.split("=", 1) for o in slurm_option if "=" in o)
+    if len(extra) != len(slurm_option):
+        raise ValueError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
+    slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
+    chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
+                           timeout_min=timeout_min, progress=progress)
+    command = command_line()
+    try:
+        paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
+                    reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
+                    chosen, pretrain_seeds)
+    except JobsFailedError as err:  # one line; the logs hold the tracebacks
+        raise ValueError(str(err)) from err
+    console.print("leaderboard files: " + ", ".join(str(p) for p in paths))

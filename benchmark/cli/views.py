@@ -1,0 +1,21 @@
+"""``tower-bench show-views``: a picture of what a method trains on, to check its proxy task by eye."""
+from __future__ import annotations
+
+from .options import DataRoot, ImageSize, Method, Model, Picture, Samples, Seed, Task
+
+
+def show_views_command(
+    method: Method = "tower",
+    task: Task = "synth-fundus",
+    model: Model = None,
+    n: Samples = 6,
+    out: Picture = "views.png",
+    data_root: DataRoot = None,
+    image_size: ImageSize = None,
+    seed: Seed = 0,
+) -> None:
+    """Draw a method's views (and the restoration of a pretrained model) as a PNG grid."""
+    from benchmark.views import show_views
+
+    path = show_views(method, task, model=model, n=n, out=out, data_root=data_root, image_size=image_size, seed=seed)
+    print(path)
