@@ -49,7 +49,7 @@ class FinetuneConfig:
     min_steps: int = 0  # train at least this many steps, whatever ``epochs`` says
     patience_steps: int = 0  # patience is at least this many steps
     stop_after: int = 0  # early stopping never fires before this step
-    eval_every: int = 0  # validation every this many steps (0: once per epoch; never less often)
+    eval_every: int = 0  # validation once per epoch, but at most every this many steps (tiny splits)
     warmup_steps: int = 0  # linear warm-up, then cosine decay to 0
     loss: str = "ce"  # "ce" (the paper) | "ce+dice" (segmentation: leaves the all-background prior fast)
     fast: bool = False  # bf16 autocast + channels_last, where the device runs bf16 natively
@@ -297,7 +297,7 @@ class Schedule:
     def of(cls, cfg: FinetuneConfig, n_train: int) -> "Schedule":
         per_epoch = len(batch_bounds(n_train, cfg.batch_size)) - 1
         total = max(cfg.epochs * per_epoch, cfg.min_steps)
-        every = per_epoch if cfg.eval_every <= 0 else min(cfg.eval_every, per_epoch)
+        every = max(per_epoch, cfg.eval_every)
         return cls(per_epoch, total, every, max(cfg.patience * per_epoch, cfg.patience_steps), cfg.stop_after)
 
     def evaluates(self, step: int) -> bool:

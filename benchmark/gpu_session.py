@@ -448,26 +448,23 @@ def machine_child(work: Path) -> None:
 
 
 def pretrain_child(args: list[str]) -> None:
-    """``tower-bench pretrain ARGS`` itself (same options and checks) without importing the other commands:
-    2-3 s less per pretraining on a CPU."""
-    import typer
+    """``tower-bench pretrain ARGS`` itself (same options and checks, through the CLI's error handling)."""
+    from .cli import main
 
-    from .pretrain import pretrain_command
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(pretrain_command)
-    app(args, prog_name="tower-bench pretrain")
+    sys.argv = ["tower-bench", "pretrain", *args]
+    main()
 
 
 def finetune_child(work: Path) -> None:
     """All fine-tuning runs in one process (imports and data load once), each record stored when done."""
     from .config import budget as get_budget
-    from .run import finetune_config, finetune_stored, load_task
+    from .registry import make_task
+    from .run import finetune_config, finetune_stored
     from .store import ResultStore
 
     spec = json.loads((work / "finetune.json").read_text())
     root = None if spec["data_root"] is None else Path(spec["data_root"])
-    task = load_task(spec["task"], root, get_budget(spec["budget"]).image_size)
+    task = make_task(spec["task"], root, get_budget(spec["budget"]).image_size)
     store = ResultStore(spec["store"])
     for seed in range(spec["seeds"]):
         for init in spec["inits"]:

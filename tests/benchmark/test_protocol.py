@@ -56,9 +56,10 @@ def test_schedule_counts_patience_in_steps_with_floors():
     cfg = FinetuneConfig(task="t", epochs=200, batch_size=32, patience=30, patience_steps=300, stop_after=500,
                          min_steps=1000, eval_every=10)
     tiny = Schedule.of(cfg, 16)  # DRIVE at the paper budget: one step per epoch
-    assert (tiny.steps_per_epoch, tiny.total, tiny.eval_every, tiny.patience) == (1, 1000, 1, 300)
+    assert (tiny.steps_per_epoch, tiny.total, tiny.eval_every, tiny.patience) == (1, 1000, 10, 300)
     assert not tiny.stops(400, 50) and tiny.stops(500, 150) and not tiny.stops(500, 250)
-    big = Schedule.of(cfg, 32 * 700)  # a big split keeps the paper's epochs and patience
-    assert (big.total, big.eval_every, big.patience) == (200 * 700, 10, 30 * 700)
+    assert tiny.evaluates(10) and not tiny.evaluates(11) and tiny.evaluates(1000)
+    big = Schedule.of(cfg, 32 * 700)  # a big split keeps the paper's epochs, patience and checks per epoch
+    assert (big.total, big.eval_every, big.patience) == (200 * 700, 700, 30 * 700)
     per_epoch = Schedule.of(FinetuneConfig(task="t", batch_size=8), 33)  # 0: once per epoch; 33 = 4 batches
     assert per_epoch.steps_per_epoch == 4 and per_epoch.eval_every == 4
