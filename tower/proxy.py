@@ -326,6 +326,8 @@ MODALITY_MASKS = {
     "ultrasound": "blocks",
     "pathology": "blocks",
     "dermatoscopy": "blocks",
+    "blood": "blocks",  # blood smears: round cells, no directional structure
+    "oct": "blocks",  # retinal OCT B-scans: layered, but at MedMNIST sizes blocks hide whole layers' context
     "generic": "blocks",
 }
 
@@ -382,7 +384,8 @@ class ProxyConfig:
         return torch.ones(b, 1, h, w, dtype=torch.bool, device=images.device)
 
 
-def make_view(images: Tensor, generator: torch.Generator | None = None, cfg: ProxyConfig | None = None) -> dict[str, Tensor]:
+def make_view(images: Tensor, generator: torch.Generator | None = None,
+              cfg: ProxyConfig | None = None) -> dict[str, Tensor]:
     """TOWER's view x'' = B(x) * Mask, translation and mask each applied per sample ("either or both").
 
     Returns {"translated": x' (x where not translated), "mask": bool (B,1,H,W) (all True where not
