@@ -1,12 +1,14 @@
 """BYOL (Grill et al. 2020): an online network predicts an EMA target's projection of another view."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from zoo import PretrainMethod, UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
 
 from .augment import ClassicAugment
-from .teacher import MomentumEncoder
+from .teacher import MomentumEncoder, cap_base_momentum
 
 
 class BYOL(PretrainMethod):
@@ -15,7 +17,9 @@ class BYOL(PretrainMethod):
     The loss is symmetrised as in the paper: the prediction of view 1 regresses the target's
     projection of view 2 and vice versa, each term ``2 - 2 cos`` averaged over the batch, summed.
     The target runs in train mode (batch statistics, global under the loop's BatchNorm). Its
-    momentum follows BYOL's cosine schedule from ``base_momentum`` to 1, set in ``after_step``.
+    momentum follows BYOL's cosine schedule from ``base_momentum`` to 1, set in ``after_step``;
+    ``fit_to_data`` lowers the base on short runs so that at most 1% of the target's random init
+    survives the schedule (``teacher.cap_base_momentum``; 0.996 stays from ~2300 steps on).
     """
 
     name = "byol"
@@ -32,6 +36,10 @@ class BYOL(PretrainMethod):
         self.predictor = prediction_head(out_dim, hidden_dim)
         self.target = MomentumEncoder(net, self.projector)
         self.augment = augment if augment is not None else ClassicAugment()
+
+    @classmethod
+    def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:
+        return {**hparams, "base_momentum": cap_base_momentum(hparams["base_momentum"], total_steps)}
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return self.augment.pair(images, generator)

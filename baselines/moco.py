@@ -13,6 +13,8 @@ Design notes:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -20,17 +22,29 @@ from zoo import MLPHead, PretrainMethod, UNet, info_nce_with_negatives
 from zoo.distributed import gather_no_grad
 
 from .augment import ClassicAugment
-from .teacher import MomentumEncoder
+from .teacher import MomentumEncoder, cap_momentum
 
 
 class MoCo(PretrainMethod):
-    """Query encoder + MLP projector (v2's 2048-ReLU-128, no BN); key encoder = EMA copy."""
+    """Query encoder + MLP projector (v2's 2048-ReLU-128, no BN); key encoder = EMA copy.
+
+    Sized to the data (``fit_to_data``, applied when the loop resolves the config, so the config hash
+    shows the sizes that ran):
+    - the queue holds at most ``queue_fraction`` (default 1/4) of the pretraining images: queue_size =
+      min(requested, floor(queue_fraction * n_images)), rounded down to a multiple of the global batch
+      when that is at least one batch (the queue then holds whole batches). An epoch-wise permutation
+      puts each image in the queue at most about once, so a query meets an older key of its own image
+      among its negatives with probability <= queue_fraction, instead of ~66 times per step (the 4096
+      default over 62 images). A queue smaller than a batch keeps the newest keys of the last batch;
+    - the key encoder's momentum is capped so that at most 1% of its random init survives the run
+      (``teacher.cap_momentum``: m ** total_steps <= 0.01; 0.999 stays from ~4600 steps on).
+    """
 
     name = "moco"
     trains_decoder = False
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
-                 queue_size: int = 4096, hidden_dim: int = 2048, out_dim: int = 128,
+                 queue_size: int = 4096, queue_fraction: float = 0.25, hidden_dim: int = 2048, out_dim: int = 128,
                  augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if temperature <= 0:
@@ -39,6 +53,8 @@ class MoCo(PretrainMethod):
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be positive, got {queue_size}")
+        if not 0 < queue_fraction <= 1:
+            raise ValueError(f"queue_fraction must be in (0, 1], got {queue_fraction}")
         self.temperature = temperature
         self.momentum = momentum
         self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)
@@ -48,6 +64,14 @@ class MoCo(PretrainMethod):
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: list[torch.Tensor] = []
+
+    @classmethod
+    def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:
+        """The queue and the momentum sized to the data and the run (the rules in the class docstring)."""
+        cap = int(hparams["queue_fraction"] * n_images)
+        cap -= cap % batch if cap >= batch else 0
+        return {**hparams, "queue_size": max(1, min(hparams["queue_size"], cap)),
+                "momentum": cap_momentum(hparams["momentum"], total_steps)}
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return self.augment.pair(images, generator)
@@ -67,16 +91,15 @@ class MoCo(PretrainMethod):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """Write ``keys`` (N, D) at the pointer, wrapping around; the oldest keys are overwritten."""
+        """Write ``keys`` (N, D) at the pointer, wrapping around; the oldest keys are overwritten.
+
+        More keys than the queue holds (a queue sized below one batch): only the newest ``queue_size``.
+        """
         size, dim = self.queue.shape
         if keys.ndim != 2 or keys.shape[1] != dim:
             raise ValueError(f"keys must be (N, {dim}), got {tuple(keys.shape)}")
+        keys = keys[-size:]
         n = keys.shape[0]
-        if n > size:
-            raise ValueError(
-                f"MoCo queue_size ({size}) is smaller than the global batch of keys ({n}); "
-                f"use queue_size >= global batch size"
-            )
         idx = (self.queue_ptr + torch.arange(n, device=self.queue.device)) % size
         self.queue[idx] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + n) % size)

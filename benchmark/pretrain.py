@@ -350,11 +350,20 @@ def default_out(cfg: PretrainConfig) -> Path:
     return Path("runs") / "pretrain" / f"{cfg.method}-{cfg.task}-{cfg.hash()}"
 
 
-def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = None) -> PretrainConfig:
-    """Fill in what defaults stood for (hyper-parameters, image size, bf16 ...), so the hash names the run."""
+def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = None,
+            n_images: int | None = None) -> PretrainConfig:
+    """Fill in what defaults stood for (hyper-parameters, image size, bf16 ...), so the hash names the run.
+
+    With ``n_images`` (the pretraining set's size) the method fits its hyper-parameters to the data and
+    the run's length (``PretrainMethod.fit_to_data``: MoCo's queue, EMA momenta).
+    """
     cuda = (device or pick_device(cfg)).type == "cuda"
+    hparams = {**method_defaults(cfg.method), **cfg.hparams}
+    if n_images:
+        batch, _, total = plan(n_images, cfg, _rank_world()[1])
+        hparams = registry.method_class(cfg.method).fit_to_data(hparams, n_images, batch, total)
     return cfg.replace(
-        hparams={**method_defaults(cfg.method), **cfg.hparams}, image_size=image_size,
+        hparams=hparams, image_size=image_size,
         bf16=cuda if cfg.bf16 is None else cfg.bf16,
         channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
     )
@@ -384,7 +393,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
         images, task_modality = load_images(cfg)
         modality = modality or task_modality
     modality = modality or "generic"
-    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
+    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device, len(images))
     out = Path(cfg.out) if cfg.out else default_out(cfg)
     train_idx, check_idx, held = holdout_split(len(images))
     held_images, images = images[check_idx], images[train_idx]

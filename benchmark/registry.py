@@ -23,15 +23,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "con-both": ("tower", {"generative_weight": 0.0}),  # contrastive, translation and mask
 }
 
+# Every 2D flag of medmnist.INFO -> its class name; benchmark/tasks/medmnist.py makes each class from INFO.
+MEDMNIST: dict[str, str] = {
+    "pathmnist": "PathMNIST", "chestmnist": "ChestMNIST", "dermamnist": "DermaMNIST", "octmnist": "OCTMNIST",
+    "pneumoniamnist": "PneumoniaMNIST", "retinamnist": "RetinaMNIST", "breastmnist": "BreastMNIST",
+    "bloodmnist": "BloodMNIST", "tissuemnist": "TissueMNIST", "organamnist": "OrganAMNIST",
+    "organcmnist": "OrganCMNIST", "organsmnist": "OrganSMNIST",
+}
+
 TASKS: dict[str, str] = {
     "synth-fundus": "benchmark.tasks.synth_fundus:SynthFundus",
     "synth-fundus-grade": "benchmark.tasks.synth_fundus:SynthFundusGrade",
     "drive": "benchmark.tasks.drive:Drive",
-    "retinamnist": "benchmark.tasks.medmnist:RetinaMNIST",
-    "pathmnist": "benchmark.tasks.medmnist:PathMNIST",
-    "dermamnist": "benchmark.tasks.medmnist:DermaMNIST",
-    "breastmnist": "benchmark.tasks.medmnist:BreastMNIST",
-    "organamnist": "benchmark.tasks.medmnist:OrganAMNIST",
+    **{flag: f"benchmark.tasks.medmnist:{name}" for flag, name in MEDMNIST.items()},
     "montgomery": "benchmark.tasks.montgomery:Montgomery",
     "shenzhen": "benchmark.tasks.shenzhen:Shenzhen",
     "chexpert": "benchmark.tasks.chexpert:CheXpert",

@@ -115,7 +115,7 @@ def pretrain_job(method: str, task: Task, task_name: str, budget: str, data_root
                                      data_root=None if data_root is None else str(data_root), seed=seed)
     images = task.pretrain_images()
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
-    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device)
+    cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device, len(images))
     return PretrainJob(method, cfg, get_budget(budget).image_size, task)
 
 

@@ -63,6 +63,16 @@ class PretrainMethod(nn.Module):
         return self.net
 
     @classmethod
+    def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:
+        """``hparams`` (all of them, defaults filled in) adjusted to the pretraining set and the run's length.
+
+        For what must not exceed the data (MoCo's queue) or must suit the number of steps (EMA momenta).
+        The loop calls it when it resolves a config, so the config and its hash record what really ran;
+        it must be idempotent (a resolved config may be resolved again). Default: unchanged.
+        """
+        return dict(hparams)
+
+    @classmethod
     def hparams(cls) -> dict[str, Any]:
         """Default hyper-parameters, read from ``__init__``'s signature (shown by ``tower-bench methods``)."""
         out: dict[str, Any] = {}

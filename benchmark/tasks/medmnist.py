@@ -3,12 +3,15 @@
 Files: ``{flag}.npz`` (28 px) or ``{flag}_{size}.npz`` (64, 128, 224 px) under ``--data-root`` (default
 ``~/.medmnist``, the medmnist package's root), with keys ``{split}_images`` (uint8, (N, H, W) grey or
 (N, H, W, 3) RGB) and ``{split}_labels`` ((N, 1) class ids or (N, K) multi-label 0/1). The official
-train/val/test splits are used as they are. Kind, channels and classes come from ``medmnist.INFO``;
-RetinaMNIST's ordinal grading is scored as multi-class AUC, as MedMNIST's own evaluator does.
+train/val/test splits are used as they are. Every 2D flag of ``medmnist.INFO`` is a task (the list is
+``registry.MEDMNIST``); kind, channels and classes come from INFO; RetinaMNIST's ordinal grading is
+scored as multi-class AUC, as MedMNIST's own evaluator does.
 
-An ``image_size`` with no official file (e.g. 32) reads the smallest official size at least as large
-(else 224) and resizes bilinearly. ``download=True`` fetches the file through the medmnist package;
-offline that fails with a DataError naming the file and URL, never silently.
+Any ``image_size`` works from whichever official file is there: the smallest present size at least as
+large, else the largest present (the 28-px file serves a 64-px budget), resized bilinearly with
+antialiasing; ``source_note`` says which file and which resize. ``download=True`` fetches the smallest
+official size at least as large (else 224) through the medmnist package; offline that fails with a
+DataError naming the file and URL, never silently.
 """
 from __future__ import annotations
 
@@ -17,16 +20,58 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from medmnist.info import INFO
 
+from ..registry import MEDMNIST
 from .base import DataError, Split, Task
 from .common import layout_error, resize_images, to_nchw
 
 SIZES = (28, 64, 128, 224)
 KINDS = {"multi-class": "multiclass", "binary-class": "binary", "multi-label, binary-class": "multilabel",
          "ordinal-regression": "multiclass"}
-MODALITIES = {"retinamnist": "fundus", "pathmnist": "pathology", "dermamnist": "dermatoscopy",
-              "breastmnist": "ultrasound", "organamnist": "ct"}
+# Flag -> modality, which picks TOWER's mask (tower/proxy.py MODALITY_MASKS). Fundus photographs: rays
+# from the optic disc; chest X-rays: stripes (rib and bone texture); CT and ultrasound: blocks (organ
+# layout), as the paper. Pathology, dermatoscopy, blood smears and OCT have no directional structure
+# that rays or stripes would imitate (cells, lesions, horizontal retinal layers at 28 px), so blocks.
+MODALITIES = {
+    "pathmnist": "pathology", "chestmnist": "xray", "dermamnist": "dermatoscopy", "octmnist": "oct",
+    "pneumoniamnist": "xray", "retinamnist": "fundus", "breastmnist": "ultrasound", "bloodmnist": "blood",
+    "tissuemnist": "pathology", "organamnist": "ct", "organcmnist": "ct", "organsmnist": "ct",
+}
+URL = "https://zenodo.org/records/10519652/files/{name}?download=1"
+# The INFO fields used here, for machines without the medmnist package (listing tasks and reading files
+# need no package; downloading does). A test checks this table against medmnist.INFO.
+_VENDORED = (  # flag, task, channels, classes, (train, val, test)
+    ("pathmnist", "multi-class", 3, 9, (89996, 10004, 7180)),
+    ("chestmnist", "multi-label, binary-class", 1, 14, (78468, 11219, 22433)),
+    ("dermamnist", "multi-class", 3, 7, (7007, 1003, 2005)),
+    ("octmnist", "multi-class", 1, 4, (97477, 10832, 1000)),
+    ("pneumoniamnist", "binary-class", 1, 2, (4708, 524, 624)),
+    ("retinamnist", "ordinal-regression", 3, 5, (1080, 120, 400)),
+    ("breastmnist", "binary-class", 1, 2, (546, 78, 156)),
+    ("bloodmnist", "multi-class", 3, 8, (11959, 1712, 3421)),
+    ("tissuemnist", "multi-class", 1, 8, (165466, 23640, 47280)),
+    ("organamnist", "multi-class", 1, 11, (34561, 6491, 17778)),
+    ("organcmnist", "multi-class", 1, 11, (12975, 2392, 8216)),
+    ("organsmnist", "multi-class", 1, 11, (13932, 2452, 8827)),
+)
+
+
+def file_name(flag: str, size: int) -> str:
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def vendored_info() -> dict[str, dict]:
+    """``_VENDORED`` in medmnist.INFO's shape (only the fields this module reads)."""
+    return {flag: {"python_class": MEDMNIST[flag], "task": task, "n_channels": c,
+                   "label": {str(i): str(i) for i in range(k)}, "n_samples": dict(zip(("train", "val", "test"), n)),
+                   **{"url" if s == 28 else f"url_{s}": URL.format(name=file_name(flag, s)) for s in SIZES}}
+            for flag, task, c, k, n in _VENDORED}
+
+
+try:
+    from medmnist.info import INFO
+except ImportError:  # the package is optional: see _VENDORED
+    INFO = vendored_info()
 
 
 def default_root() -> Path:
@@ -34,7 +79,7 @@ def default_root() -> Path:
 
 
 class MedMNISTTask(Task):
-    """One MedMNIST flag; subclasses are made by ``_make`` below from the package's INFO."""
+    """One MedMNIST flag; subclasses are made by ``_make`` below from INFO."""
 
     flag: str
     metric = "auc"
@@ -44,28 +89,47 @@ class MedMNISTTask(Task):
     def __init__(self, data_root=None, image_size=None, seed=0, download: bool = False):
         super().__init__(data_root if data_root is not None else default_root(), image_size, seed)
         self.download = download
+        self._read: tuple[str, int] | None = None  # (file name, side in px) of the file loaded
 
     @property
     def file_size(self) -> int:
+        """The official size to download: the smallest at least ``image_size``, else the largest."""
         return next((s for s in SIZES if s >= self.image_size), SIZES[-1])
+
+    def _pick(self) -> int:
+        """The official size to read: the smallest present >= ``image_size``, else the largest present;
+        with none present, the one to download (``file_size``)."""
+        present = [s for s in SIZES if (self.data_root / file_name(self.flag, s)).is_file()]
+        above = [s for s in present if s >= self.image_size]
+        return above[0] if above else present[-1] if present else self.file_size
 
     @property
     def path(self) -> Path:
-        size = self.file_size
-        return self.data_root / (f"{self.flag}.npz" if size == 28 else f"{self.flag}_{size}.npz")
+        return self.data_root / file_name(self.flag, self._pick())
+
+    @property
+    def source_note(self) -> str:
+        """Which file fed the task and how it was resized, e.g. "retinamnist.npz (28 px) resized to 64 px"."""
+        name, side = self._read or (self.path.name, self._pick())
+        resize = "" if side == self.image_size else f" resized to {self.image_size} px (bilinear, antialiased)"
+        return f"{name} ({side} px){resize}"
 
     def _fetch(self) -> None:
         """Download through the medmnist package (it checks the MD5); turn any failure into a DataError."""
-        import medmnist
-
+        target = self.data_root / file_name(self.flag, self.file_size)
+        try:
+            import medmnist
+        except ImportError:
+            raise DataError(f"{self.name}: --download needs the medmnist package (pip install medmnist)\n"
+                            f"expected file: {target}\nget it from {self._url()}") from None
         self.data_root.mkdir(parents=True, exist_ok=True)
         cls = getattr(medmnist, INFO[self.flag]["python_class"])
         try:
             cls(split="train", download=True, root=str(self.data_root), size=self.file_size)
         except Exception as err:  # network, MD5, disk: all mean "no file"
-            self.path.unlink(missing_ok=True)
-            raise DataError(f"{self.name}: download of {self.path.name} into {self.data_root} failed "
-                            f"({' '.join(str(err).split())[:300]})\nexpected file: {self.path}\n"
+            target.unlink(missing_ok=True)
+            raise DataError(f"{self.name}: download of {target.name} into {self.data_root} failed "
+                            f"({' '.join(str(err).split())[:300]})\nexpected file: {target}\n"
                             f"get it from {self._url()}") from None
 
     def _url(self) -> str:
@@ -77,6 +141,7 @@ class MedMNISTTask(Task):
         if not path.is_file():
             if self.download:
                 self._fetch()
+                path = self.path
             else:
                 raise DataError(f"{self.name}: {path}: file not found\nexpected layout under --data-root:\n"
                                 f"{self.layout_for(path)}\nget it from {self._url()} or pass --download")
@@ -107,13 +172,15 @@ class MedMNISTTask(Task):
             raise layout_error(path, f"{split}_labels is {labels.dtype}, expected integer class ids", self)
         if self.kind == "multilabel":
             if labels.shape[1] != self.num_classes:
-                raise layout_error(path, f"{split}_labels has {labels.shape[1]} columns, expected {self.num_classes}", self)
+                raise layout_error(path, f"{split}_labels has {labels.shape[1]} columns, expected {self.num_classes}",
+                                   self)
             targets = torch.from_numpy(labels.astype(np.float32))
         else:
             if labels.shape[1] != 1 or labels.min() < 0 or labels.max() >= self.num_classes:
                 raise layout_error(path, f"{split}_labels must be (N, 1) ids in [0, {self.num_classes}), got "
                                          f"shape {labels.shape} range [{labels.min()}, {labels.max()}]", self)
             targets = torch.from_numpy(labels[:, 0].astype(np.int64))
+        self._read = (path.name, images.shape[1])
         x = resize_images(to_nchw(images), self.image_size)
         return Split(x, targets, ids=[f"{self.flag}/{split}/{i}" for i in range(len(x))])
 
@@ -121,27 +188,25 @@ class MedMNISTTask(Task):
         return f"  {path.name}  (keys train_images, train_labels, val_images, val_labels, test_images, test_labels)"
 
 
-def _make(flag: str) -> type[MedMNISTTask]:
+def _make(flag: str, class_name: str) -> type[MedMNISTTask]:
     info = INFO[flag]
     counts = info["n_samples"]
     attrs = dict(
         flag=flag,
         name=flag,
         kind=KINDS[info["task"]],
-        modality=MODALITIES.get(flag, "other"),
+        modality=MODALITIES[flag],
         in_chans=info["n_channels"],
         num_classes=len(info["label"]),
-        description=f"MedMNIST {info['python_class']}: {info['task']}, {len(info['label'])} classes "
+        description=f"MedMNIST {class_name}: {info['task']}, {len(info['label'])} classes "
                     f"({counts['train']}/{counts['val']}/{counts['test']}), AUC",
         layout=(f"  {flag}.npz or {flag}_{{64,128,224}}.npz  (keys train_images, train_labels, val_images, "
                 "val_labels, test_images, test_labels; images uint8 (N,H,W) grey or (N,H,W,3) RGB, labels (N,1))"),
-        __doc__=f"MedMNIST {info['python_class']} ({info['description'][:120]}...)",
+        __doc__=f"MedMNIST {class_name} ({info['task']}, {MODALITIES[flag]}), made from INFO.",
+        __module__=__name__,
     )
-    return type(info["python_class"], (MedMNISTTask,), attrs)
+    return type(class_name, (MedMNISTTask,), attrs)
 
 
-RetinaMNIST = _make("retinamnist")
-PathMNIST = _make("pathmnist")
-DermaMNIST = _make("dermamnist")
-BreastMNIST = _make("breastmnist")
-OrganAMNIST = _make("organamnist")
+# One class per flag, under INFO's class name (``benchmark.tasks.medmnist.RetinaMNIST``...).
+globals().update({name: _make(flag, name) for flag, name in MEDMNIST.items()})

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from baselines import BYOL, MoCo
-from zoo import cosine_momentum
+from baselines.teacher import INIT_RESIDUAL, cap_base_momentum, cap_momentum, init_residual
+from zoo import PretrainMethod, cosine_momentum
 
 SMALL = dict(hidden_dim=64, out_dim=32)
 
@@ -70,8 +71,11 @@ def test_moco_queue_fills_in_order_and_wraps(tiny_unet):
     assert torch.equal(method.queue[8:10], k3[:2]) and torch.equal(method.queue[0:2], k3[2:])
     assert torch.equal(method.queue[2:8], before)  # not-yet-oldest keys untouched
     assert int(method.queue_ptr) == 2 and method.queue.shape == (10, 32)
-    with pytest.raises(ValueError, match="queue_size"):
-        method.enqueue(torch.randn(11, 32))
+    k4 = F.normalize(torch.randn(13, 32), dim=1)
+    method.enqueue(k4)  # more keys than the queue holds: the newest 10, from the pointer on
+    assert torch.equal(method.queue[2:], k4[3:11]) and torch.equal(method.queue[:2], k4[11:])
+    with pytest.raises(ValueError, match=r"keys must be \(N, 32\)"):
+        method.enqueue(torch.randn(4, 31))
 
 
 def test_moco_loss_is_pure_and_after_step_enqueues_its_keys(tiny_unet):
@@ -86,7 +90,8 @@ def test_moco_loss_is_pure_and_after_step_enqueues_its_keys(tiny_unet):
     assert torch.equal(a, b) and torch.equal(method.queue, queue)  # loss() leaves the queue alone
     method.after_step(1, 10)
     # both training forwards' keys, in order, computed by the key encoder before its update
-    assert torch.allclose(method.queue[:6], expected, atol=1e-6) and torch.allclose(method.queue[6:12], expected, atol=1e-6)
+    assert torch.allclose(method.queue[:6], expected, atol=1e-6)
+    assert torch.allclose(method.queue[6:12], expected, atol=1e-6)
     assert torch.equal(method.queue[12:], queue[12:]) and int(method.queue_ptr) == 12
     with torch.no_grad():
         method.loss(images, views)
@@ -101,3 +106,56 @@ def test_moco_queue_is_saved_with_the_state(tiny_unet):
     method.enqueue(torch.randn(4, 32))
     state = method.state_dict()
     assert torch.equal(state["queue"], method.queue) and int(state["queue_ptr"]) == 4
+
+
+def test_momentum_caps_leave_at_most_1_percent_of_the_init():
+    for steps in (10, 100, 1000):
+        m = cap_momentum(0.999, steps)
+        assert m ** steps == pytest.approx(INIT_RESIDUAL) and cap_momentum(m, steps) == m  # idempotent
+        base = cap_base_momentum(0.996, steps)
+        assert INIT_RESIDUAL * 0.99 < init_residual(base, steps) <= INIT_RESIDUAL
+        assert cap_base_momentum(base, steps) == base
+    assert cap_momentum(0.999, 0) == 0.999 and cap_momentum(0.999, 5000) == 0.999  # long runs: the paper's
+    assert cap_momentum(0.9, 100) == 0.9 and cap_base_momentum(0.996, 3000) == 0.996
+    assert init_residual(0.996, 3000) <= INIT_RESIDUAL < init_residual(0.996, 1000)
+
+
+@pytest.mark.parametrize("cls", [BYOL, MoCo])
+def test_fitted_teacher_holds_at_most_1_percent_of_its_init_after_the_run(cls, tiny_unet):
+    """Run the EMA itself: a student held fixed away from the init, T after_step calls, measure what is left."""
+    steps = 40
+    hparams = cls.fit_to_data(cls.hparams(), n_images=64, batch=8, total_steps=steps)  # MoCo: a 16-key queue
+    kwargs = {k: hparams[k] for k in ("base_momentum", "momentum", "queue_size") if k in hparams}
+    method = cls(tiny_unet(3), **SMALL, **kwargs)
+    init = [t.clone() for t, _ in teacher_pairs(method)]
+    perturb_online(method)
+    for step in range(steps):
+        method.after_step(step, steps)
+    left = [((t - s).norm() / (o - s).norm()).item() for (t, s), o in zip(teacher_pairs(method), init)
+            if (o - s).norm() > 0]
+    assert left and max(left) <= INIT_RESIDUAL * 1.001
+    raw = cls(tiny_unet(3), **SMALL, **({"queue_size": 16} if cls is MoCo else {}))
+    assert (raw.momentum if cls is MoCo else raw.base_momentum) ** steps > 0.1  # the paper's value would not
+
+
+@pytest.mark.parametrize("n_images,batch,want", [(48, 16, 12), (62, 32, 15), (1080, 128, 256), (546, 32, 128),
+                                                  (100_000, 256, 4096), (3, 3, 1)])
+def test_moco_queue_holds_at_most_a_quarter_of_the_data(n_images, batch, want):
+    fitted = MoCo.fit_to_data(MoCo.hparams(), n_images, batch, total_steps=100)
+    assert fitted["queue_size"] == want and fitted["queue_size"] <= max(1, n_images // 4)
+    assert fitted["queue_size"] < batch or fitted["queue_size"] % batch == 0  # whole batches
+    assert fitted["momentum"] == cap_momentum(0.999, 100) < 0.999
+    assert MoCo.fit_to_data(fitted, n_images, batch, 100) == fitted  # idempotent: resolving twice is harmless
+    assert PretrainMethod.fit_to_data({"a": 1}, n_images, batch, 100) == {"a": 1}
+
+
+def test_resolved_config_and_hash_show_the_fitted_queue():
+    from benchmark.pretrain import PretrainConfig, resolve
+
+    cfg = PretrainConfig(method="moco", batch_size=16, epochs=2)
+    plain, fitted = resolve(cfg, 32, torch.device("cpu")), resolve(cfg, 32, torch.device("cpu"), n_images=48)
+    assert plain.hparams["queue_size"] == 4096 and fitted.hparams["queue_size"] == 12
+    assert fitted.hparams["momentum"] == cap_momentum(0.999, 6) and plain.hash() != fitted.hash()
+    assert resolve(fitted, 32, torch.device("cpu"), n_images=48) == fitted
+    tower = PretrainConfig(method="tower", batch_size=16, epochs=2)
+    assert resolve(tower, 32, torch.device("cpu"), n_images=48) == resolve(tower, 32, torch.device("cpu"))

@@ -58,7 +58,8 @@ def test_cli_draws_tower_views_and_restoration(tmp_path):
     from zoo.hub import save_pretrained
 
     torch.manual_seed(0)
-    model = save_pretrained(UNet(TINY_ENCODER, 3, 3, TINY_DECODER), tmp_path / "model", method="tower", trains_decoder=True)
+    model = save_pretrained(UNet(TINY_ENCODER, 3, 3, TINY_DECODER), tmp_path / "model", method="tower",
+                            trains_decoder=True)
     runner = CliRunner()
     plain = runner.invoke(app, ["show-views", "--method", "tower", "--n", "2", "--out", str(tmp_path / "a.png")])
     assert plain.exit_code == 0, plain.output
@@ -69,3 +70,31 @@ def test_cli_draws_tower_views_and_restoration(tmp_path):
                                    "--out", str(tmp_path / "b.png")])
     assert restored.exit_code == 0, restored.output
     assert panels(tmp_path / "b.png")[:2] == (2, 2 + len(views))
+
+
+def test_mask_fraction_of_the_fov_is_printed_and_drawn(tmp_path, capsys):
+    from benchmark.views import masked_fractions
+
+    keep = torch.ones(2, 1, 8, 8)
+    keep[0, :, :, :4] = 0  # sample 0 hides the left half
+    fov = torch.zeros(2, 8, 8, dtype=torch.bool)
+    fov[:, :, 2:] = True  # a FOV of the 6 right columns: 2 of them masked
+    fractions = masked_fractions({"original": keep, "mask": keep}, fov)
+    assert list(fractions) == ["mask"] and fractions["mask"].tolist() == pytest.approx([2 / 6, 0.0])
+    assert masked_fractions({"mask": keep})["mask"].tolist() == pytest.approx([0.5, 0.0])
+
+    images = (torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    disc = torch.ones(4, 64, 64, dtype=torch.bool)
+    plain = show_views("tower", "unused", images=images, n=4, out=tmp_path / "a.png", modality="fundus", fov=disc)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("mask (rays): ") and "% of the field of view masked" in line
+    assert 15 < float(line.split(": ")[1].split("%")[0]) < 60
+    assert panels(plain)[:2] == (4, 4)  # the labels sit inside the panels: the grid is unchanged
+    show_views("tower", "unused", images=images, n=4, out=tmp_path / "b.png", modality="fundus")
+    assert "% of the image masked" in capsys.readouterr().out
+    columns = {"original": keep.expand(-1, 3, -1, -1), "mask": keep}
+    figures = [render(columns, fractions=f) for f in (None, masked_fractions(columns))]
+    for fig in figures:
+        fig.canvas.draw()
+    bare, drawn = (np.asarray(fig.canvas.buffer_rgba()) for fig in figures)
+    assert (bare != drawn)[:, PANEL_PX:].any() and not (bare != drawn)[:, :PANEL_PX].any()  # on the mask panels

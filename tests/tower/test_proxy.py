@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from tower.proxy import (
-    FIXED_CURVES, ProxyConfig, blocks_mask, brightest_point, make_view, nonlinear_translation, rays_mask,
-    restore_translation, sample_curves, stripes_mask,
+    FIXED_CURVES,
+    PAPER_RAYS_FRACTION,
+    ProxyConfig,
+    blocks_mask,
+    brightest_point,
+    make_view,
+    nonlinear_translation,
+    rays_mask,
+    restore_translation,
+    sample_curves,
+    stripes_mask,
 )
 
 
@@ -78,12 +87,25 @@ def test_rays_through_brightest_point():
     centre = brightest_point(x)
     assert (centre - spots).abs().max() <= 1
     mask = rays_mask(x, gen(), num_rays=80)
-    assert not mask[torch.arange(4), 0, spots[:, 0], spots[:, 1]].any()  # every ray passes the centre
-    masked = 1 - mask.float().mean(dim=(1, 2, 3))
-    print(f"rays masked fraction at 64 px, 80 rays, 1 px: {masked.tolist()}")
+    assert mask.dtype == torch.float32 and 0 <= mask.min() and mask.max() == 1
+    assert (mask[torch.arange(4), 0, spots[:, 0], spots[:, 1]] == 0).all()  # every ray passes the centre
+    masked = 1 - mask.mean(dim=(1, 2, 3))
+    print(f"rays masked fraction at 64 px, 80 rays of 0.5 px: {masked.tolist()}")
     assert ((masked > 0.15) & (masked < 0.85)).all()
     few = rays_mask(x, gen(), num_rays=4, thickness=2.0)
     assert 0.02 < 1 - few.float().mean() < 0.2  # 4 thin rays mask a small part
+
+
+def brute_distance(b: int, n: int, size: int, centre: torch.Tensor, g: torch.Generator, sub: int = 1):
+    """(B, size * sub, size * sub) distance to the nearest of every ray, at sub x sub points per pixel."""
+    angles = (torch.arange(n) + torch.rand(b, n, generator=g)) * (2 * math.pi / n) - math.pi
+    p = (torch.arange(size).float()[:, None] + (torch.arange(sub).float() + 0.5) / sub - 0.5).flatten()
+    yy, xx = torch.meshgrid(p, p, indexing="ij")
+    dy, dx = yy - centre[:, 0, None, None], xx - centre[:, 1, None, None]
+    ux, uy = torch.cos(angles)[:, :, None, None], torch.sin(angles)[:, :, None, None]
+    along = dx[:, None] * ux + dy[:, None] * uy
+    across = (dx[:, None] * uy - dy[:, None] * ux).abs()
+    return torch.where(along > 0, across, torch.hypot(dx, dy)[:, None]).amin(dim=1)
 
 
 def test_rays_mask_matches_brute_force():
@@ -92,16 +114,59 @@ def test_rays_mask_matches_brute_force():
     x = torch.rand(b, 1, size, size)
     centre = torch.tensor([[20.0, 30.0], [5.0, 40.0]])
     mask = rays_mask(x, gen(3), num_rays=n, thickness=t, centre=centre)
-    g = gen(3)
-    angles = (torch.arange(n) + torch.rand(b, n, generator=g)) * (2 * math.pi / n) - math.pi
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
-    dy, dx = yy - centre[:, 0, None, None], xx - centre[:, 1, None, None]
-    ux, uy = torch.cos(angles)[:, :, None, None], torch.sin(angles)[:, :, None, None]
-    along = dx[:, None] * ux + dy[:, None] * uy
-    across = (dx[:, None] * uy - dy[:, None] * ux).abs()
-    dist = torch.where(along > 0, across, torch.hypot(dx, dy)[:, None]).amin(dim=1)
+    dist = brute_distance(b, n, size, centre, gen(3))
     clear = (dist - t / 2).abs() > 0.2
-    assert torch.equal(mask[:, 0][clear], (dist > t / 2)[clear])
+    assert torch.equal(mask[:, 0][clear], (dist > t / 2)[clear].float())
+
+
+def test_thin_rays_are_antialiased_sub_pixel_lines():
+    """A 0.5-px ray covers half a pixel: the mask is the definition averaged over 2 x 2 points per pixel."""
+    b, n, size, t = 2, 12, 40, 0.5
+    x = torch.rand(b, 1, size, size)
+    centre = torch.tensor([[20.0, 30.0], [5.5, 12.25]])
+    mask = rays_mask(x, gen(4), num_rays=n, thickness=t, centre=centre)
+    outside = brute_distance(b, n, size, centre, gen(4), sub=2) > t / 2
+    want = torch.nn.functional.avg_pool2d(outside.float()[:, None], 2)
+    assert set(mask.unique().tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0} and (mask == 0.5).any()
+    diff = (mask - want).abs()
+    assert diff.mean() < 2e-3 and (diff > 0).float().mean() < 0.01  # angle bins move a ray <= 1/8 px
+
+
+def fov_fraction(size: int, b: int = 16) -> float:
+    """Masked share of a DRIVE-like field of view (a disc 0.9 of the side, optic disc at 20% of the width)."""
+    u = (torch.arange(size).float() + 0.5) / size
+    fov = (u[:, None] - 0.5) ** 2 + (u[None] - 0.5) ** 2 <= 0.45 ** 2
+    centre = torch.tensor([[0.5, 0.2]]).expand(b, 2) * size - 0.5  # the same point at every size
+    keep = rays_mask(torch.zeros(b, 1, size, size), gen(0), centre=centre)[:, 0]
+    return float(((1 - keep) * fov).sum() / (b * fov.sum()))
+
+
+def test_default_rays_mask_the_same_fov_fraction_at_any_size():
+    """80 rays, 4 px at 512 px scaled with the image: the masked FOV share is the paper's at 64, 128 and 512 px.
+
+    Before sub-pixel rays, thickness was clamped to 1 px and 64 px masked ~53% of DRIVE's FOV (512 px: 31%).
+    """
+    fractions = {size: fov_fraction(size) for size in (28, 64, 128, 512)}
+    print(f"masked FOV fraction by size: {fractions}")
+    for size in (28, 64, 128):
+        assert abs(fractions[size] - fractions[512]) < 0.005, fractions
+    assert abs(fractions[512] - PAPER_RAYS_FRACTION) < 0.02  # this geometry is close to DRIVE's
+
+
+def test_rays_mask_the_paper_fraction_of_drive_at_every_size(drive_root):
+    """On DRIVE's 20 training images (their FOV masks, brightest-point centres): PAPER_RAYS_FRACTION ± 1 point."""
+    from PIL import Image
+
+    names = sorted((drive_root / "training" / "images").glob("*_training.tif"))
+    for size in (64, 128, 512):
+        x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)))
+                         for p in names]).permute(0, 3, 1, 2).float() / 255
+        fov = torch.stack([torch.from_numpy(np.array(Image.open(
+            drive_root / "training" / "mask" / f"{p.name.split('_')[0]}_training_mask.gif").convert("L")
+            .resize((size, size), Image.NEAREST)) > 127) for p in names])
+        masked = torch.stack([((1 - rays_mask(x, gen(s))[:, 0]) * fov).sum() / fov.sum() for s in range(2)]).mean()
+        print(f"DRIVE at {size} px: {float(masked):.4f} of the FOV masked")
+        assert abs(float(masked) - PAPER_RAYS_FRACTION) < 0.01
 
 
 def test_brightest_point_on_drive_is_near_the_optic_disc(drive_root):
@@ -144,17 +209,17 @@ def test_make_view_hybrid_and_determinism():
     assert cfg.mask == "rays" and ProxyConfig.for_modality("X-ray").mask == "stripes"
     assert ProxyConfig.for_modality("CT").mask == "blocks" and ProxyConfig.for_modality("generic").ratio == 0.5
     v = make_view(x, gen(1), cfg)
-    assert set(v) == {"translated", "mask", "view"} and v["mask"].dtype == torch.bool
+    assert set(v) == {"translated", "mask", "view"} and v["mask"].dtype == x.dtype
     assert torch.equal(v["view"], v["translated"] * v["mask"])
     translated = (v["translated"] != x).flatten(1).any(1)
-    masked = (~v["mask"]).flatten(1).any(1)
+    masked = (v["mask"] < 1).flatten(1).any(1)
     assert (translated | masked).all()  # at least one of the two on every sample
     assert translated.any() and masked.any() and (translated & masked).any() and (translated ^ masked).any()
     again, other = make_view(x, gen(1), cfg), make_view(x, gen(2), cfg)
     assert all(torch.equal(v[k], again[k]) for k in v)
     assert not torch.equal(v["view"], other["view"])
     only_mask = make_view(x, gen(1), ProxyConfig(mask="blocks", p_translate=0.0))
-    assert torch.equal(only_mask["translated"], x) and (~only_mask["mask"]).flatten(1).any(1).all()
+    assert torch.equal(only_mask["translated"], x) and (only_mask["mask"] == 0).flatten(1).any(1).all()
     with pytest.raises(ValueError, match="unknown modality"):
         ProxyConfig.for_modality("mri")
     with pytest.raises(ValueError, match="no change"):

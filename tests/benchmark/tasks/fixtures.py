@@ -35,11 +35,11 @@ def write_drive(root: Path, n_train: int = 5, n_test: int = 3, size=(26, 24)) ->
 
 def write_medmnist(root: Path, flag: str, counts=(12, 4, 6), size: int = 28, n_classes: int | None = None,
                    channels: int | None = None) -> Path:
-    """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1).
+    """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1) ids or (N,K) 0/1 (multi-label).
 
     ``counts=None``: every class in every split, as the real sets have (AUC needs them all).
     """
-    from medmnist.info import INFO
+    from benchmark.tasks.medmnist import INFO, KINDS, file_name
 
     info = INFO[flag]
     k = n_classes or len(info["label"])
@@ -50,9 +50,12 @@ def write_medmnist(root: Path, flag: str, counts=(12, 4, 6), size: int = 28, n_c
     for split, n in zip(("train", "val", "test"), counts):
         shape = (n, size, size) if c == 1 else (n, size, size, 3)
         arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
-        arrays[f"{split}_labels"] = (np.arange(n) % k).astype(np.uint8)[:, None]
+        if KINDS[info["task"]] == "multilabel":  # each label both present and absent in every split
+            arrays[f"{split}_labels"] = ((np.arange(n)[:, None] + np.arange(k)) % 2).astype(np.uint8)
+        else:
+            arrays[f"{split}_labels"] = (np.arange(n) % k).astype(np.uint8)[:, None]
     root.mkdir(parents=True, exist_ok=True)
-    path = root / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
+    path = root / file_name(flag, size)
     np.savez_compressed(path, **arrays)
     return path
 
