@@ -262,7 +262,8 @@ def trivial_scores(split: Split, kind: str, num_classes: int, train: Split) -> d
 def _versions() -> dict:
     import timm
 
-    return {"torch": torch.__version__, "timm": timm.__version__, "tower-bench": package_version(), "python": platform.python_version()}
+    return {"torch": torch.__version__, "timm": timm.__version__, "tower-bench": package_version(),
+            "python": platform.python_version()}
 
 
 def batch_bounds(n: int, batch_size: int) -> list[int]:

@@ -135,7 +135,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
                   "n": 0, "mean": value, "std": math.nan, "ci": math.nan, "p": math.nan, "test": "none", "stars": "",
                   "paper": "", "paper_mean": math.nan, "paper_std": math.nan, "bold": False, "underline": False,
                   "counts": False, "pretrain_runs": 0, "seeds": [], "values": [], "configs": "",
-                  "note": "no model: the same test split, no image looked at"}
+                  "note": "no model: the same test split"}
                  for name, value in sorted(floor.items(), key=lambda kv: -kv[1])]
 
     df = pd.DataFrame(rows, columns=COLUMNS)

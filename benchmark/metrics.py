@@ -119,7 +119,8 @@ def _prepare(scores, targets, kind: str, from_logits: bool, metric: str) -> tupl
     if task in ("multi-class", "ordinal-regression") and s.ndim != 2:
         raise ValueError(f"{metric}: {kind} needs scores of shape (N, classes), got {s.shape}")
     if task == "multi-label, binary-class" and (s.ndim != 2 or y.shape != s.shape):
-        raise ValueError(f"{metric}: multilabel needs scores and targets of the same shape (N, labels), got {s.shape} and {y.shape}")
+        raise ValueError(f"{metric}: multilabel needs scores and targets of the same shape (N, labels), "
+                         f"got {s.shape} and {y.shape}")
     if task == "binary-class" and s.ndim == 2:
         if s.shape[1] != 2:
             raise ValueError(f"{metric}: binary scores must be (N,) or (N, 2), got {s.shape}")

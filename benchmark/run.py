@@ -20,7 +20,8 @@ from rich.console import Console
 from zoo.hub import imagenet_weights_reachable
 
 from . import registry
-from .config import PretrainConfig, budget as get_budget
+from .config import PretrainConfig
+from .config import budget as get_budget
 from .finetune import FinetuneConfig, finetune
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of

@@ -177,14 +177,16 @@ def model_card(config: dict) -> ModelCard:
     data = ModelCardData(
         library_name="timm",
         license=pretrain.get("license", "mit"),
-        tags=["tower-bench", "image-feature-extraction", "biomedical", "self-supervised"] + ([tb["method"]] if tb.get("method") else []),
+        tags=["tower-bench", "image-feature-extraction", "biomedical", "self-supervised"]
+        + ([tb["method"]] if tb.get("method") else []),
         datasets=pretrain.get("datasets"),
         pipeline_tag="image-feature-extraction",
         model_name=name,
         eval_results=eval_results or None,
     )
     rows = [
-        f"| {r['task']} | {r.get('dataset_name', r['task'])} | {r['metric']} | {r['value']} | {r.get('std', '')} | {r.get('n', '')} |"
+        f"| {r['task']} | {r.get('dataset_name', r['task'])} | {r['metric']} | {r['value']} "
+        f"| {r.get('std', '')} | {r.get('n', '')} |"
         for r in results
     ]
     header = ["| task | dataset | metric | mean | std | seeds |", "|---|---|---|---|---|---|"]

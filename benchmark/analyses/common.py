@@ -20,7 +20,6 @@ from ..store import ResultStore
 from ..tasks.base import Task
 
 
-
 def load_task(task: str, budget: str, data_root: Path | None) -> Task:
     """The task at the budget's image size."""
     return registry.make_task(task, data_root, get_budget(budget).image_size)

@@ -29,6 +29,12 @@ def by_init(records: list[dict]) -> dict[str, list[dict]]:
     return dict(out)
 
 
+def best_check(record: dict) -> int:
+    """Index of the selected model's validation check in ``curve`` (records before step-counted
+    fine-tuning validated once per epoch, so their best epoch is that index)."""
+    return int(record.get("best_check", record["best_epoch"]))
+
+
 def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) per epoch over all curves, each carried on after its stop at its best value."""
     length = max(len(c) for c in curves)
@@ -38,11 +44,11 @@ def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def convergence_table(groups: dict[str, list[dict]]) -> pd.DataFrame:
-    """Per init: epochs to best (1-based) and epochs run, mean ± std; AUC over the common horizon; test score."""
+    """Per init: validation checks to best (1-based) and checks run, mean ± std; AUC over the common horizon; test."""
     horizon = min(len(r["curve"]) for recs in groups.values() for r in recs)
     rows = []
     for init, recs in groups.items():
-        best = summarize([int(r["best_epoch"]) + 1 for r in recs])
+        best = summarize([best_check(r) + 1 for r in recs])
         ran = summarize([len(r["curve"]) for r in recs])
         area = summarize([float(np.mean(r["curve"][:horizon])) for r in recs])
         test = summarize([float(r["value"]) for r in recs])
@@ -61,10 +67,10 @@ def draw_curves(ax, groups: dict[str, list[dict]], colors: dict, metric: str) ->
         epochs = np.arange(1, len(mean) + 1)
         ax.plot(epochs, mean, color=colors[init], label=init)
         ax.fill_between(epochs, mean - std, mean + std, color=colors[init], alpha=0.15)
-        ax.scatter([int(r["best_epoch"]) + 1 for r in recs], [r["curve"][int(r["best_epoch"])] for r in recs],
+        ax.scatter([best_check(r) + 1 for r in recs], [r["curve"][best_check(r)] for r in recs],
                    color=colors[init], s=18, zorder=3, edgecolor="black", linewidth=0.4)
         ax.scatter([len(c) for c in curves], [c[-1] for c in curves], color=colors[init], marker="x", s=20, zorder=3)
-    ax.set_xlabel("fine-tuning epoch")
+    ax.set_xlabel("fine-tuning validation check")
     ax.set_ylabel(f"validation {metric} (%)")
     ax.legend(fontsize=7)
 
@@ -72,9 +78,11 @@ def draw_curves(ax, groups: dict[str, list[dict]], colors: dict, metric: str) ->
 def body_table(table: pd.DataFrame) -> list[str]:
     view = pd.DataFrame({
         "init": table["init"], "n": table["n"],
-        "epochs to best": [f"{common.fmt(m, 1)} ± {common.fmt(s, 1)}" for m, s in zip(table["best_epoch_mean"], table["best_epoch_std"])],
-        "epochs run": [common.fmt(v, 1) for v in table["epochs_run_mean"]],
-        f"val AUC, epochs 1-{table['horizon'].iloc[0]}": [f"{common.fmt(m)} ± {common.fmt(s)}" for m, s in zip(table["auc_mean"], table["auc_std"])],
+        "checks to best": [f"{common.fmt(m, 1)} ± {common.fmt(s, 1)}"
+                           for m, s in zip(table["best_epoch_mean"], table["best_epoch_std"])],
+        "checks run": [common.fmt(v, 1) for v in table["epochs_run_mean"]],
+        f"val AUC, checks 1-{table['horizon'].iloc[0]}": [f"{common.fmt(m)} ± {common.fmt(s)}"
+                                                           for m, s in zip(table["auc_mean"], table["auc_std"])],
         "best val": [common.fmt(v) for v in table["val_best_mean"]],
         "test": [f"{common.fmt(m)} ± {common.fmt(s)}" for m, s in zip(table["test_mean"], table["test_std"])],
     })
@@ -94,8 +102,9 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
     metric = records[0]["metric"]
     name = f"convergence-{task}-{budget}"
     stamp = common.stamp(command, budget, task, records, seeds=seeds)
-    body = ["Epochs are 1-based; epochs to best = the early-stopping epoch whose model is tested. "
-            f"Val AUC = mean validation {metric} over epochs 1-H, H = the shortest run (the same epochs for every "
+    body = ["Validation checks are 1-based (one per epoch, at most every eval_every steps: see the budget); checks "
+            "to best = the check whose model is tested. "
+            f"Val AUC = mean validation {metric} over checks 1-H, H = the shortest run (the same checks for every "
             "init). Mean curves average all seeds; a stopped seed counts with its best score (the model it keeps).", ""]
     body += body_table(table) + [f"- note: {n}" for n in notes]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-
 from zoo.hub import imagenet_weights_reachable
 
 from .. import registry

@@ -34,8 +34,7 @@ def test_shuffle_within_windows_preserves_every_window_multiset():
             where = ids[s] == win
             before, after = images[s][:, where], out[s][:, where]  # (C, pixels)
             # pixels move as a whole (channels together): compare sorted columns
-            key = lambda t: t[:, t[0].argsort()]
-            assert torch.equal(key(before), key(after))
+            assert torch.equal(before[:, before[0].argsort()], after[:, after[0].argsort()])
 
 
 def test_local_pixel_shuffle_moves_pixels_only_locally():

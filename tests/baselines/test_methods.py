@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from baselines import BYOL, ModelGenesis, MoCo, SimCLR
+from baselines import BYOL, MoCo, ModelGenesis, SimCLR
 from benchmark.registry import method_class
 from zoo import PretrainMethod, UNet
 

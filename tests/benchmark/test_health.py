@@ -2,8 +2,8 @@
 import torch
 
 from benchmark.health import HOLDOUT_MAX, describe, health_check, holdout_split, mean_image
-from zoo import PretrainMethod, UNet
 from tests.conftest import TINY_DECODER, TINY_ENCODER
+from zoo import PretrainMethod, UNet
 
 
 class Stub(PretrainMethod):

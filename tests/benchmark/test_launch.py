@@ -9,8 +9,16 @@ import submitit
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.launch import (InlineLauncher, JobsFailedError, LocalLauncher, SlurmLauncher, SlurmOptions, execute,
-                              make_launcher, parse_gpus)
+from benchmark.launch import (
+    InlineLauncher,
+    JobsFailedError,
+    LocalLauncher,
+    SlurmLauncher,
+    SlurmOptions,
+    execute,
+    make_launcher,
+    parse_gpus,
+)
 from benchmark.run import FinetuneJob, PretrainJob, plan, run
 from benchmark.store import ResultStore
 from tests.benchmark.test_pretrain import REPO

@@ -5,8 +5,18 @@ import torch
 import torch.nn.functional as F
 
 from tests.dist import run_distributed
-from zoo import (MLPHead, convert_sync_batchnorm, cosine_momentum, cosine_regression, ema_update, frozen_copy,
-                 gather_with_grad, info_nce, info_nce_with_negatives, projection_head)
+from zoo import (
+    MLPHead,
+    convert_sync_batchnorm,
+    cosine_momentum,
+    cosine_regression,
+    ema_update,
+    frozen_copy,
+    gather_with_grad,
+    info_nce,
+    info_nce_with_negatives,
+    projection_head,
+)
 
 
 def direct_nt_xent(z1, z2, tau):

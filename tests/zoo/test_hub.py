@@ -14,8 +14,17 @@ from safetensors.torch import load_file, save_file
 
 from zoo import UNetConfig
 from zoo.hub import (
-    CARD_FILE, CONFIG_FILE, DECODER_FILE, ENCODER_FILE, FILES, REPO_PLACEHOLDER,
-    from_pretrained, load_config, load_init, push_to_hub, save_pretrained,
+    CARD_FILE,
+    CONFIG_FILE,
+    DECODER_FILE,
+    ENCODER_FILE,
+    FILES,
+    REPO_PLACEHOLDER,
+    from_pretrained,
+    load_config,
+    load_init,
+    push_to_hub,
+    save_pretrained,
 )
 from zoo.io import stable_hash
 
@@ -35,7 +44,8 @@ def randomise_bn(net: torch.nn.Module) -> None:
             m.num_batches_tracked.fill_(7)
 
 
-def make_saved(tiny_unet, path: Path, in_chans: int = 1, out_chans: int | None = None, trains_decoder: bool = True, seed: int = 0):
+def make_saved(tiny_unet, path: Path, in_chans: int = 1, out_chans: int | None = None, trains_decoder: bool = True,
+               seed: int = 0):
     net = tiny_unet(in_chans, out_chans, seed=seed)
     randomise_bn(net)
     save_pretrained(net, path, method="tower", trains_decoder=trains_decoder, pretrain=PRETRAIN, results=RESULTS)
