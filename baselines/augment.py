@@ -310,6 +310,23 @@ class ClassicAugment:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel_size: int | None = None
 
+    @classmethod
+    def with_color_strength(cls, strength: float = 1.0) -> "ClassicAugment":
+        """The recipe with SimCLR's colour-distortion strength s (Chen et al. 2020, appendix A): jitter
+        strengths scale with s, and s = 0 turns colour jitter and greyscale off (crops, flips and blur stay).
+
+        Measured on 64-px synth-fundus (150 steps, README): with s = 1 or 0.5, SimCLR's loss stays at
+        chance and positive retrieval at 1/64; with s = 0 it reaches 80%. Images of one modality differ
+        little in colour, so colour distortion leaves too little to tell instances apart in a short run.
+        """
+        if strength < 0:
+            raise ValueError(f"colour strength must be >= 0, got {strength}")
+        base = cls()
+        on = strength > 0
+        return cls(brightness=base.brightness * strength, contrast=base.contrast * strength,
+                   saturation=base.saturation * strength, hue=min(0.5, base.hue * strength),
+                   p_jitter=base.p_jitter if on else 0.0, p_grayscale=base.p_grayscale if on else 0.0)
+
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_jitter", "p_grayscale", "p_blur"):
             if not 0 <= getattr(self, name) <= 1:

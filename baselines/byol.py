@@ -26,7 +26,7 @@ class BYOL(PretrainMethod):
     trains_decoder = False
 
     def __init__(self, net: UNet, modality: str = "generic", *, base_momentum: float = 0.996,
-                 hidden_dim: int = 4096, out_dim: int = 256, augment: ClassicAugment | None = None):
+                 hidden_dim: int = 4096, out_dim: int = 256, color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if not 0 <= base_momentum <= 1:
             raise ValueError(f"base_momentum must be in [0, 1], got {base_momentum}")
@@ -35,7 +35,7 @@ class BYOL(PretrainMethod):
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
         self.predictor = prediction_head(out_dim, hidden_dim)
         self.target = MomentumEncoder(net, self.projector)
-        self.augment = augment if augment is not None else ClassicAugment()
+        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
 
     @classmethod
     def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class MoCo(PretrainMethod):
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
                  queue_size: int = 4096, queue_fraction: float = 0.25, hidden_dim: int = 2048, out_dim: int = 128,
-                 augment: ClassicAugment | None = None):
+                 color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
@@ -59,7 +59,7 @@ class MoCo(PretrainMethod):
         self.momentum = momentum
         self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)
         self.key_encoder = MomentumEncoder(net, self.projector)
-        self.augment = augment if augment is not None else ClassicAugment()
+        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
         # Buffers: saved with checkpoints (a resumed run keeps its negatives) and moved with .to().
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))

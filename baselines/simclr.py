@@ -20,13 +20,13 @@ class SimCLR(PretrainMethod):
     trains_decoder = False
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.1,
-                 hidden_dim: int = 2048, out_dim: int = 128, augment: ClassicAugment | None = None):
+                 hidden_dim: int = 2048, out_dim: int = 128, color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
-        self.augment = augment if augment is not None else ClassicAugment()
+        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return self.augment.pair(images, generator)

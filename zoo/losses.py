@@ -7,6 +7,20 @@ import torch.nn.functional as F
 from .distributed import gather_with_grad, rank
 
 
+def _fp32(fn):
+    """Run a loss in float32 with autocast off: under bf16 autocast a cosine similarity near 1 keeps
+    ~3 significant digits, /tau=0.1 makes that a logit step of 0.04, noise enough to stall a contrastive
+    loss at chance. The network stays in bf16; only the loss's few small matmuls run in fp32."""
+    def wrapped(*tensors, **kwargs):
+        device = next(t.device.type for t in tensors if isinstance(t, torch.Tensor))
+        with torch.autocast(device, enabled=False):
+            return fn(*(t.float() if isinstance(t, torch.Tensor) else t for t in tensors), **kwargs)
+
+    wrapped.__doc__, wrapped.__name__, wrapped.__wrapped__ = fn.__doc__, fn.__name__, fn
+    return wrapped
+
+
+@_fp32
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """NT-Xent (SimCLR): each of the 2N embeddings has its pair as positive, the other 2N-2 as negatives.
 
@@ -30,6 +44,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
     return F.cross_entropy(logits.masked_fill(is_self, float("-inf")), positive_idx)
 
 
+@_fp32
 def info_nce_with_negatives(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor,
                             temperature: float = 0.2) -> torch.Tensor:
     """InfoNCE with one positive key per query and a shared bank of negatives (MoCo's queue).
@@ -43,6 +58,7 @@ def info_nce_with_negatives(query: torch.Tensor, key: torch.Tensor, negatives: t
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
+@_fp32
 def cosine_regression(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BYOL: 2 - 2 cos(p, z), the target carries no gradient."""
     return (2 - 2 * F.cosine_similarity(prediction, target.detach(), dim=1)).mean()
