@@ -104,7 +104,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
                 except ValueError as err:
                     raise ValueError(f"{init} vs {reference}: {err}") from None
             notes += [cmp.note] if cmp.note else []
-            paper = ref.paper_value(task, init)
+            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 else None  # the paper: all labels
             v = list(values.values()) if isinstance(values, Mapping) else values
             health_notes, healthy, runs = pretraining_notes(recs)
             beats = not floor or min(v) > max(floor.values()) + TRIVIAL_MARGIN
@@ -294,6 +294,7 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "command": command,
         "budget": ", ".join(sorted(df["budget"].unique())),
         "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
+        "input": "; ".join(sorted({r["input"] for r in used if r.get("input")})) or "not recorded",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config hashes": ", ".join(sorted({r["config_hash"] for r in used})),
         "variance": variance_note(df),

@@ -52,6 +52,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def sources(self) -> list[str]:
+        """The image each sample comes from: itself, or for a patch (id ``<image id>@<y>,<x>``) its image."""
+        return [i.split("@", 1)[0] for i in self.ids]
+
     def subset(self, index: torch.Tensor) -> "Split":
         idx = index.tolist()
         return Split(self.images[index], self.targets[index],

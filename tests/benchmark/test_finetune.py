@@ -66,6 +66,18 @@ def test_label_fraction_subsets_are_fixed_per_seed_and_never_empty():
     a, b = label_subset(100, 0.1, seed=3), label_subset(100, 0.1, seed=3)
     assert torch.equal(a, b) and len(a) == 10 and not torch.equal(a, label_subset(100, 0.1, seed=4))
     assert len(label_subset(5, 0.01, 0)) == 1
+
+
+def test_label_fractions_of_patches_count_images_not_patches():
+    from benchmark.finetune import labelled_subset
+    from benchmark.tasks.base import Split
+
+    ids = [f"train/{i}@{k},0" for i in range(16) for k in range(8)]  # 16 images x 8 patches
+    split = Split(torch.zeros(128, 1, 4, 4, dtype=torch.uint8), torch.zeros(128, dtype=torch.long), ids=ids)
+    two = labelled_subset(split, 0.125, seed=0)
+    assert len(set(two.sources)) == 2 and len(two) == 16  # every patch of 2 labelled images
+    plain = Split(torch.zeros(100, 1, 4, 4, dtype=torch.uint8), torch.zeros(100, dtype=torch.long))
+    assert labelled_subset(plain, 0.1, seed=3).ids == [str(i) for i in label_subset(100, 0.1, seed=3).tolist()]
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="label-fraction"):
             tiny_cfg("toy-seg", label_fraction=bad)
