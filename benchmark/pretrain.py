@@ -435,11 +435,16 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
                              "resume with the same settings or choose another --out")
         if len(ckpt["rng"]) != world:
             raise ValueError(f"{ckpt_path} was written by {len(ckpt['rng'])} process(es); resume with the same number")
-        method.load_state_dict(ckpt["method"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        batches.load_state(ckpt["batches"])
-        _set_rng_state(ckpt["rng"][rank], view_gen, device)
+        try:  # the hash matched, so a mismatch here is a damaged or edited file, not a user's other settings
+            method.load_state_dict(ckpt["method"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            batches.load_state(ckpt["batches"])
+            _set_rng_state(ckpt["rng"][rank], view_gen, device)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+            raise ValueError(f"{ckpt_path}: its saved state does not fit this run ({' '.join(str(err).split())[:160]}); "
+                             "expected the checkpoint tower-bench pretrain wrote for this config: move it away to "
+                             "start over") from None
         step = ckpt["step"]
         if rank == 0:
             kept = _truncate_metrics(metrics_path, step)

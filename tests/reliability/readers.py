@@ -274,6 +274,11 @@ def _checkpoint_edit(edit: Callable[[dict], None]) -> Damage:
     return damage
 
 
+def _shrink_first_weight(ckpt: dict) -> None:
+    name = next(k for k, v in ckpt["method"].items() if v.ndim > 1)
+    ckpt["method"][name] = ckpt["method"][name][:1]
+
+
 def _lines(*rows: str) -> Damage:
     return lambda p: p.write_text("".join(r + "\n" for r in rows))
 
@@ -288,6 +293,8 @@ PRETRAIN_READERS = (
         Corruption("wrong-keys", _torch_save(lambda: {"weights": torch.zeros(2)}), ("expected keys",)),
         Corruption("other-config", _checkpoint_edit(lambda c: c.__setitem__("config_hash", "0123abcd")),
                    ("belongs to config 0123abcd",)),
+        Corruption("wrong-shape-weights", _checkpoint_edit(_shrink_first_weight), ("does not fit this run",)),
+        Corruption("no-optimizer-state", _checkpoint_edit(lambda c: c.pop("optimizer")), ("does not fit this run",)),
     )),
     Reader("metrics", build_pretrain_run, "metrics.jsonl", resume, ("expected one JSON object per line",), (
         DIRECTORY, NOT_UTF8,
