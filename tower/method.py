@@ -91,4 +91,5 @@ class Tower(PretrainMethod):
     def restoration(self, images, views):
         if self.generative_weight == 0:
             return None
-        return torch.sigmoid(self.net(views["view"])), views["view"]
+        view = views["view"]  # the loss's own path: encoder features of the view, then the decoder
+        return torch.sigmoid(self.net.decode(self.net.forward_features(view), view.shape[-2:])), view

@@ -34,6 +34,7 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
     records, notes = common.gather(inits, task, budget, seeds, store, data_root=data_root,
                                    imagenet_weights=imagenet_weights, progress=progress)
     df = build_leaderboard(records, task, reference="tower", budget=budget)
+    df = df[df["kind"] == "init"].reset_index(drop=True)  # an analysis compares inits; the boards keep the floor
     column = PAPER_COLUMN.get(task, task)
     paper = paper_table2(list(df["init"]))
     df["paper"] = [str(ref.TABLE2_ABLATION[column][ref.paper_name(i)]) if column in ref.TABLE2_ABLATION

@@ -123,18 +123,22 @@ class Drive(Task):
         train_idx, val_idx = fixed_split(len(full), (1 - VAL_FRACTION, VAL_FRACTION), SPLIT_SEED)
         return full.subset(torch.from_numpy(train_idx if split == "train" else val_idx))
 
+    def _patching(self, full: Split) -> bool:
+        """Patches only where the images are larger than a patch (a smaller image is already native-size)."""
+        return self.patches and min(full.images.shape[-2:]) > self.image_size
+
     def _load(self, split: str) -> Split:
         full = self._load_full(split)
-        if split == "test" or not self.patches:
+        if split == "test" or not self._patching(full):
             return full
         return sample_patches(full, self.image_size, self.patches_per_image, SPLIT_SEED + SPLITS.index(split))
 
     def pretrain_images(self) -> torch.Tensor:
         """Patch mode: many more unlabelled patches of the training images than the labelled ones."""
-        if not self.patches:
+        full = self._load_full("train")
+        if not self._patching(full):
             return super().pretrain_images()
-        return sample_patches(self._load_full("train"), self.image_size, self.pretrain_patches_per_image,
-                              SPLIT_SEED + 99).images
+        return sample_patches(full, self.image_size, self.pretrain_patches_per_image, SPLIT_SEED + 99).images
 
 
 def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:

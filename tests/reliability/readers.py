@@ -416,7 +416,7 @@ IMAGE_READERS = (
            (EMPTY, *TRUNCATED[:2], TEXT, Corruption("png-truncated", _write(lambda: png_bytes()[:40])))),
     Reader("drive-fov-gif", build_drive, "test/mask/02_test_mask.gif", finetune("drive"), UNREADABLE_IMAGE,
            (EMPTY, TRUNCATED[1], DIRECTORY)),
-    Reader("drive-mask-shape", build_drive, "training/1st_manual/21_manual1.gif", finetune("drive-patches"),
+    Reader("drive-mask-shape", build_drive, "training/1st_manual/21_manual1.gif", finetune("drive"),
            ("differs from image",), (Corruption("wrong-shape", _resize_image((13, 12))),)),
     Reader("montgomery-png-16bit", build_montgomery, "CXR_png/MCUCXR_0003_0.png", finetune("montgomery"),
            UNREADABLE_IMAGE, (EMPTY, TRUNCATED[1], TEXT)),

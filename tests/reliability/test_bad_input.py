@@ -178,7 +178,7 @@ def test_pickle_file_as_init_is_refused(capsys, store, drive, tmp_path):
 def test_diverging_weights_stop_finetuning_with_a_message(capsys, store, drive, weights):
     _edit_encoder(weights, lambda t: t.__setitem__("conv1.0.weight", torch.full_like(t["conv1.0.weight"], float("nan"))))
     res = finetune(capsys, store, "--task", "drive", "--data-root", drive, "--init", weights)
-    assert_one_line_error(res, "fine-tuning loss is nan at epoch 0", str(weights))
+    assert_one_line_error(res, "fine-tuning loss is nan at step 1", str(weights))
 
 
 def test_missing_hub_id_offline_fails_fast_in_one_line(tmp_path):

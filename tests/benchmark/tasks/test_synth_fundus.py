@@ -75,9 +75,13 @@ def test_fundus_colours_are_reddish_orange(batch):
 def test_tasks_splits_disjoint_and_deterministic():
     task = SynthFundus()
     splits = {s: task.load(s) for s in ("train", "val", "test")}
-    assert [len(s) for s in splits.values()] == [48, 16, 32]
+    assert [len(s) for s in splits.values()] == [16, 16, 64]
     flat = {s: {bytes(x.numpy().tobytes()) for x in v.images} for s, v in splits.items()}
-    assert not flat["train"] & flat["val"] and not flat["train"] & flat["test"] and not flat["val"] & flat["test"]
+    flat["pool"] = {bytes(x.numpy().tobytes()) for x in task.pretrain_images()}
+    assert len(flat["pool"]) == 2048  # the unlabelled pool: many more images than labels
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test"), ("pool", "train"), ("pool", "val"),
+                 ("pool", "test")):
+        assert not flat[a] & flat[b], (a, b)
     assert torch.equal(SynthFundus(seed=9).load("test").images, splits["test"].images)  # run seed: same data
     assert splits["train"].valid.dtype == torch.bool and splits["train"].targets.dtype == torch.uint8
 
