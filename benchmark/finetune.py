@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import platform
 import time
@@ -409,8 +410,6 @@ def pretrain_health(init: str) -> dict | None:
     if not config.is_file():
         return None
     try:
-        import json
-
         return json.loads(config.read_text()).get("tower_bench", {}).get("pretrain", {}).get("health")
     except (OSError, ValueError, AttributeError):
         return None

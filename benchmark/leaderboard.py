@@ -174,7 +174,8 @@ def legend(df: pd.DataFrame) -> str:
     return (f"Two-sided t-test vs {a.get('reference', 'tower')!r} ({test})"
             f"{', Holm-adjusted' if a.get('holm') else ''}: {marks}. Best mean in bold; "
             f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width. "
-            f"Dice = mean over test images. 'trivial' rows look at no image (the same test split); a row counts "
+            f"{'Dice = mean over test images. ' if a.get('metric') == 'dice' else ''}"
+            f"'trivial' rows look at no image (the same test split); a row counts "
             f"only when every seed beats the best of them by {TRIVIAL_MARGIN:g} points and its pretraining passed "
             f"the health check (benchmark/health.py).")
 

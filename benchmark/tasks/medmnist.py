@@ -9,7 +9,7 @@ scored as multi-class AUC, as MedMNIST's own evaluator does.
 
 Any ``image_size`` works from whichever official file is there: the smallest present size at least as
 large, else the largest present (the 28-px file serves a 64-px budget), resized bilinearly with
-antialiasing; ``source_note`` says which file and which resize. ``download=True`` fetches the smallest
+antialiasing; ``input_note`` says which file and which resize. ``download=True`` fetches the smallest
 official size at least as large (else 224) through the medmnist package; offline that fails with a
 DataError naming the file and URL, never silently.
 """
@@ -108,7 +108,7 @@ class MedMNISTTask(Task):
         return self.data_root / file_name(self.flag, self._pick())
 
     @property
-    def source_note(self) -> str:
+    def input_note(self) -> str:
         """Which file fed the task and how it was resized, e.g. "retinamnist.npz (28 px) resized to 64 px"."""
         name, side = self._read or (self.path.name, self._pick())
         resize = "" if side == self.image_size else f" resized to {self.image_size} px (bilinear, antialiased)"

@@ -54,7 +54,7 @@ def test_size_64_reads_the_64_file_and_other_sizes_resize(tmp_path):
     assert r.images.shape == (12, 1, 48, 48) and r.images.dtype == torch.uint8
     small = BreastMNIST(tmp_path, image_size=28)  # only the 64 file: shrink it
     assert small.load("train").images.shape == (12, 1, 28, 28)
-    assert small.source_note == "breastmnist_64.npz (64 px) resized to 28 px (bilinear, antialiased)"
+    assert small.input_note == "breastmnist_64.npz (64 px) resized to 28 px (bilinear, antialiased)"
 
 
 def test_the_28_px_file_serves_any_size_and_larger_files_win(tmp_path):
@@ -64,14 +64,14 @@ def test_the_28_px_file_serves_any_size_and_larger_files_win(tmp_path):
         raw = torch.from_numpy(npz["train_images"]).float()
     x = task.load("train").images
     assert x.shape == (12, 1, 64, 64)
-    assert task.source_note == "breastmnist.npz (28 px) resized to 64 px (bilinear, antialiased)"
+    assert task.input_note == "breastmnist.npz (28 px) resized to 64 px (bilinear, antialiased)"
     assert (x.float().mean() - raw.mean()).abs() < 1.0  # a resize, not a crop or a blank
     write_medmnist(tmp_path, "breastmnist", size=128)
     assert BreastMNIST(tmp_path, image_size=64).path.name == "breastmnist_128.npz"  # smallest present >= 64
     assert BreastMNIST(tmp_path, image_size=224).path.name == "breastmnist_128.npz"  # else the largest present
     write_medmnist(tmp_path, "breastmnist", size=64)
     exact = BreastMNIST(tmp_path, image_size=64)
-    assert exact.path.name == "breastmnist_64.npz" and exact.source_note == "breastmnist_64.npz (64 px)"
+    assert exact.path.name == "breastmnist_64.npz" and exact.input_note == "breastmnist_64.npz (64 px)"
 
 
 @pytest.mark.parametrize("flag", list(registry.MEDMNIST))
@@ -131,7 +131,7 @@ def test_real_retinamnist_loads_at_28_and_64_px(size):
     test = task.load("test")
     assert test.images.shape == (400, 3, size, size) and set(test.targets.unique().tolist()) == set(range(5))
     resized = "" if size == 28 else " resized to 64 px (bilinear, antialiased)"
-    assert task.source_note == f"retinamnist.npz (28 px){resized}"
+    assert task.input_note == f"retinamnist.npz (28 px){resized}"
 
 
 def test_missing_file_suggests_download(tmp_path):
