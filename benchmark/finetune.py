@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import math
 import platform
 import time
@@ -406,10 +405,8 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
 
 def pretrain_health(init: str) -> dict | None:
     """The health check an init's pretraining ended with (None: random / ImageNet / a folder without one)."""
-    config = Path(init) / "config.json"
-    if not config.is_file():
+    if not (Path(init) / "config.json").is_file():
         return None
-    try:
-        return json.loads(config.read_text()).get("tower_bench", {}).get("pretrain", {}).get("health")
-    except (OSError, ValueError, AttributeError):
-        return None
+    from zoo.hub import load_config  # the validated reader build_model's load_init already went through
+
+    return load_config(init, allow_encoder_only=True)["tower_bench"]["pretrain"].get("health")
