@@ -17,6 +17,7 @@ from zoo.io import atomic_write, atomic_write_text, package_version
 
 from . import reference as ref
 from . import stats
+from .health_report import describe
 
 COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "test", "stars", "paper",
            "paper_mean", "paper_std", "bold", "underline", "counts", "pretrain_runs", "seeds", "values", "configs",
@@ -44,8 +45,6 @@ def pretraining_notes(records: list[dict]) -> tuple[list[str], bool, int]:
     failed = [h for h in health if not h.get("passed")]
     if not failed:
         return [], True, runs
-    from .health import describe
-
     return [f"undertrained: pretraining health check failed ({describe(failed[0])})"], False, runs
 
 

@@ -45,7 +45,8 @@ from zoo.io import atomic_write, atomic_write_text
 from . import registry
 from .config import PretrainConfig
 from .errors import TORCH_OOM, batch_too_large
-from .health import describe, health_check, holdout_split, mean_image
+from .health import health_check, holdout_split, mean_image
+from .health_report import describe
 from .schedule import cosine_lr
 
 CHECKPOINT = "checkpoint.pt"

@@ -1,7 +1,8 @@
 """The pretraining health check: each check beats its trivial baseline only when the method learned."""
 import torch
 
-from benchmark.health import HOLDOUT_MAX, describe, health_check, holdout_split, mean_image
+from benchmark.health import HOLDOUT_MAX, health_check, holdout_split, mean_image
+from benchmark.health_report import describe
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import PretrainMethod, UNet
 
