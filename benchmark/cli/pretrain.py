@@ -10,6 +10,8 @@ import subprocess
 import sys
 from typing import Any
 
+from benchmark.errors import ConfigError
+
 from .options import (
     DEFAULT_BUDGET,
     BatchSize,
@@ -40,7 +42,7 @@ def parse_hparams(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--hparam expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--hparam expects KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -89,7 +91,7 @@ def pretrain_command(
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
     from benchmark.config import PretrainConfig
-    from benchmark.pretrain import NonFiniteLossError, _launched_by_torchrun, pretrain
+    from benchmark.pretrain import _launched_by_torchrun, pretrain
 
     if gpus > 1 and not _launched_by_torchrun():
         relaunch(gpus)
@@ -100,7 +102,4 @@ def pretrain_command(
         data_root=None if data_root is None else str(data_root), out=out, seed=seed, deterministic=deterministic,
         checkpoint_every=checkpoint_every, bf16=bf16, compile=compile,
     )
-    try:
-        pretrain(cfg, resume=resume, progress=True)
-    except (FileExistsError, NonFiniteLossError) as err:  # fixable by the user: one line, not a traceback
-        raise ValueError(str(err)) from err
+    pretrain(cfg, resume=resume, progress=True)
