@@ -33,6 +33,8 @@ def _print_version(value: bool) -> None:
 
 Version = Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                        help="print tower-bench's version and exit")]
+Debug = Annotated[bool, typer.Option(
+    "--debug", help="show the traceback of user errors too (bad options, names or files), not only of bugs")]
 
 # ----------------------------------------------------------------------------- shared
 Budget = Annotated[str, typer.Option("--budget", help=BUDGET_HELP)]

@@ -60,10 +60,9 @@ def relaunch(nproc: int) -> None:
             skip = True
         elif not a.startswith("--gpus="):
             args.append(a)
-    if args and args[0] == "pretrain":
-        args = args[1:]
+    i = args.index("pretrain") if "pretrain" in args else -1  # global options (--debug) stay before it
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "benchmark", "pretrain", *args]
+           "-m", "benchmark", *args[:max(i, 0)], "pretrain", *args[i + 1:]]
     raise SystemExit(subprocess.call(cmd))
 
 
