@@ -12,6 +12,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from benchmark.config import BUDGET_HELP
+from benchmark.errors import ConfigError
 
 DEFAULT_BUDGET = "cpu"
 DEFAULT_STORE = Path("runs/results")
@@ -19,8 +20,11 @@ DEFAULT_BOARDS = Path("leaderboards")
 
 
 def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:
-    """``"a,b , c"`` -> ``["a", "b", "c"]`` (cast each)."""
-    return [cast(s.strip()) for s in spec.split(",") if s.strip()]
+    """``"a,b , c"`` -> ``["a", "b", "c"]`` (cast each); an item the cast refuses is the user's typo: one line."""
+    try:
+        return [cast(s.strip()) for s in spec.split(",") if s.strip()]
+    except ValueError as err:
+        raise ConfigError(f"{spec!r} is not a comma-separated list of {cast.__name__} values ({err})") from None
 
 
 def _print_version(value: bool) -> None:

@@ -73,6 +73,12 @@ def test_missing_data_folder_is_one_line_with_exit_code_2(capsys, tmp_path):
     assert res.code == 2
 
 
+def test_a_typo_in_a_list_option_is_one_line(capsys, tmp_path):
+    res = cli(capsys, "analyse", "representations", *SMOKE, "--k", "2,x", "--out", tmp_path / "out")
+    assert_one_line_error(res, "'2,x' is not a comma-separated list of int values", "'x'")
+    assert res.code == 2 and not (tmp_path / "out").exists()
+
+
 def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
     """On the real stderr of the entry point (leaderboard: a command that imports no torch, so this is quick)."""
     store = tmp_path / "no-store"
