@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import ConfigError
+
 __all__ = [
     "ClassicAugment", "ViewParams", "JITTER_OPS", "sample_boxes", "resized_crop", "rgb_to_grayscale", "adjust_hue",
     "color_jitter", "gaussian_blur",
@@ -62,7 +64,7 @@ def bernoulli(generator: torch.Generator | None, p: float, n: int, device) -> Te
 
 def _check_range(name: str, pair: tuple[float, float], low: float = 0.0) -> None:
     if len(pair) != 2 or not low <= pair[0] <= pair[1]:
-        raise ValueError(f"{name} must be a pair ({low} <= lo <= hi), got {pair!r}")
+        raise ConfigError(f"{name} must be a pair ({low} <= lo <= hi), got {pair!r}")
 
 
 def _per_sample(values: Tensor) -> Tensor:
@@ -320,7 +322,7 @@ class ClassicAugment:
         little in colour, so colour distortion leaves too little to tell instances apart in a short run.
         """
         if strength < 0:
-            raise ValueError(f"colour strength must be >= 0, got {strength}")
+            raise ConfigError(f"colour strength must be >= 0, got {strength}")
         base = cls()
         on = strength > 0
         return cls(brightness=base.brightness * strength, contrast=base.contrast * strength,
@@ -330,23 +332,23 @@ class ClassicAugment:
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_jitter", "p_grayscale", "p_blur"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"ClassicAugment.{name} must be a probability, got {getattr(self, name)}")
+                raise ConfigError(f"ClassicAugment.{name} must be a probability, got {getattr(self, name)}")
         _check_range("scale", self.scale)
         if self.scale[1] > 1 or self.scale[0] <= 0:
-            raise ValueError(f"ClassicAugment.scale must lie in (0, 1], got {self.scale!r}")
+            raise ConfigError(f"ClassicAugment.scale must lie in (0, 1], got {self.scale!r}")
         _check_range("ratio", self.ratio)
         if self.ratio[0] <= 0:
-            raise ValueError(f"ClassicAugment.ratio must be positive, got {self.ratio!r}")
+            raise ConfigError(f"ClassicAugment.ratio must be positive, got {self.ratio!r}")
         for name in ("brightness", "contrast", "saturation"):
             if getattr(self, name) < 0:
-                raise ValueError(f"ClassicAugment.{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"ClassicAugment.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"ClassicAugment.hue must lie in [0, 0.5] turns, got {self.hue}")
+            raise ConfigError(f"ClassicAugment.hue must lie in [0, 0.5] turns, got {self.hue}")
         if self.gamma is not None:
             _check_range("gamma", self.gamma, low=1e-6)
         _check_range("blur_sigma", self.blur_sigma, low=1e-6)
         if self.blur_kernel_size is not None and (self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0):
-            raise ValueError(f"ClassicAugment.blur_kernel_size must be odd and positive, got {self.blur_kernel_size}")
+            raise ConfigError(f"ClassicAugment.blur_kernel_size must be odd and positive, got {self.blur_kernel_size}")
 
     @property
     def kernel_size(self) -> int:

@@ -6,6 +6,7 @@ from typing import Any
 import torch
 
 from zoo import PretrainMethod, UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
+from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
 from .teacher import MomentumEncoder, cap_base_momentum
@@ -29,7 +30,7 @@ class BYOL(PretrainMethod):
                  hidden_dim: int = 4096, out_dim: int = 256, color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if not 0 <= base_momentum <= 1:
-            raise ValueError(f"base_momentum must be in [0, 1], got {base_momentum}")
+            raise ConfigError(f"base_momentum must be in [0, 1], got {base_momentum}")
         self.base_momentum = base_momentum
         self.momentum = base_momentum  # the value the last target update used
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from tower.proxy import nonlinear_translation
 from zoo import PretrainMethod, UNet
+from zoo.errors import ConfigError
 
 from .augment import bernoulli, check_images
 
@@ -159,7 +160,7 @@ class ModelGenesis(PretrainMethod):
         for name, value in (("p_shuffle", p_shuffle), ("p_translation", p_translation), ("p_paint", p_paint),
                             ("p_inpaint", p_inpaint)):
             if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a probability, got {value}")
+                raise ConfigError(f"{name} must be a probability, got {value}")
         self.rates = dict(p_shuffle=p_shuffle, p_translation=p_translation, p_paint=p_paint, p_inpaint=p_inpaint)
 
     def views(self, images: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:

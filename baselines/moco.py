@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from zoo import MLPHead, PretrainMethod, UNet, info_nce_with_negatives
 from zoo.distributed import gather_no_grad
+from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
 from .teacher import MomentumEncoder, cap_momentum
@@ -48,13 +49,13 @@ class MoCo(PretrainMethod):
                  color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise ConfigError(f"temperature must be positive, got {temperature}")
         if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+            raise ConfigError(f"momentum must be in [0, 1], got {momentum}")
         if queue_size < 1:
-            raise ValueError(f"queue_size must be positive, got {queue_size}")
+            raise ConfigError(f"queue_size must be positive, got {queue_size}")
         if not 0 < queue_fraction <= 1:
-            raise ValueError(f"queue_fraction must be in (0, 1], got {queue_fraction}")
+            raise ConfigError(f"queue_fraction must be in (0, 1], got {queue_fraction}")
         self.temperature = temperature
         self.momentum = momentum
         self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)

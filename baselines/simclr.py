@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from zoo import PretrainMethod, UNet, info_nce, projection_head
+from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
 
@@ -23,7 +24,7 @@ class SimCLR(PretrainMethod):
                  hidden_dim: int = 2048, out_dim: int = 128, color_strength: float = 1.0, augment: ClassicAugment | None = None):
         super().__init__(net, modality)
         if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise ConfigError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
         self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from zoo import UNet, cosine_momentum, ema_update, frozen_copy
+from zoo.errors import ConfigError
 
 INIT_RESIDUAL = 1e-2  # the most of its random init a teacher may still hold at the end of a run
 
@@ -61,6 +62,6 @@ class MomentumEncoder(nn.Module):
     def update(self, net: UNet, projector: nn.Module, momentum: float) -> None:
         """teacher <- momentum * teacher + (1 - momentum) * student, for encoder and projector."""
         if not 0 <= momentum <= 1:
-            raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}")
+            raise ConfigError(f"EMA momentum must be in [0, 1], got {momentum}")
         ema_update(self.net.encoder, net.encoder, momentum)
         ema_update(self.projector, projector, momentum)

@@ -12,6 +12,7 @@ from typing import Any
 
 from zoo.io import stable_hash
 
+from .errors import ConfigError, UnknownNameError
 from .hardware import bf16_native
 
 
@@ -123,7 +124,7 @@ BUDGET_HELP = f"size preset: {', '.join(BUDGETS)} (benchmark/config.py)"
 
 def budget(name: str) -> Budget:
     if name not in BUDGETS:
-        raise KeyError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
+        raise UnknownNameError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
     return BUDGETS[name]
 
 
@@ -164,9 +165,9 @@ class PretrainConfig:
             self.decoder_channels = tuple(self.decoder_channels)
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"PretrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"PretrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
+            raise ConfigError(f"PretrainConfig.lr must be > 0, got {self.lr}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

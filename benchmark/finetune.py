@@ -27,7 +27,7 @@ from zoo.io import package_version, stable_hash
 
 from . import registry
 from .config import budget as get_budget
-from .errors import TORCH_OOM, batch_too_large
+from .errors import ConfigError, NonFiniteLossError, batch_too_large, torch_oom
 from .hardware import bf16_native
 from .tasks.base import Split, Task
 
@@ -65,11 +65,11 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.label_fraction <= 1.0:
-            raise ValueError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
+            raise ConfigError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
         if self.loss not in LOSSES:
-            raise ValueError(f"unknown fine-tuning loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown fine-tuning loss {self.loss!r}; valid: {', '.join(LOSSES)}")
 
     @classmethod
     def from_budget(cls, budget: str, task: Task, task_name: str, **overrides) -> "FinetuneConfig":
@@ -365,7 +365,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
                     logits = model(x)
                 loss = _loss(logits, y, task.kind, cfg.loss)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step + 1} "
+                    raise NonFiniteLossError(f"fine-tuning loss is {loss.item()} at step {step + 1} "
                                              f"(init {cfg.init}); lower --lr")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -384,7 +384,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
                 bar.update(job, completed=step, info=f"val {task.metric} {value:.2f} (best {best:.2f} @ step {best_step})")
                 if plan.stops(step, best_step):
                     break
-    except TORCH_OOM as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
+    except torch_oom() as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
         raise batch_too_large("fine-tuning", cfg.batch_size, f"step {step + 1} on {device}") from err
     model.load_state_dict(best_state)
     result = evaluate(model, test, task.kind, cfg.eval_batch_size, device, cfg.fast)

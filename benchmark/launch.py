@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 import torch
 from rich.console import Console
 
+from .errors import ConfigError
+
 LAUNCHERS = ("inline", "local", "slurm")
 DEFAULT_JOBS_DIR = Path("runs/submitit")
 console = Console(stderr=True)
@@ -54,9 +56,9 @@ def parse_gpus(spec: str) -> list[int]:
     try:
         gpus = [int(g) for g in spec.split(",") if g.strip()]
     except ValueError:
-        raise ValueError(f"--gpus expects comma-separated GPU indices such as 0,1,2,3, got {spec!r}") from None
+        raise ConfigError(f"--gpus expects comma-separated GPU indices such as 0,1,2,3, got {spec!r}") from None
     if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
-        raise ValueError(f"--gpus lists each GPU index once and none negative, got {spec!r}")
+        raise ConfigError(f"--gpus lists each GPU index once and none negative, got {spec!r}")
     return gpus
 
 
@@ -101,7 +103,7 @@ class LocalLauncher:
         self.folder, self.gpus, self.timeout_min = Path(folder), list(gpus), timeout_min
         self.workers = workers or max(1, len(self.gpus))
         if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
 
     @property
     def device(self) -> torch.device:
@@ -181,15 +183,15 @@ def make_launcher(name: str, *, gpus: str = "", workers: int | None = None, fold
                   slurm: SlurmOptions | None = None, timeout_min: int = 24 * 60, progress: bool = True):
     """The launcher the CLI options name; a wrong combination is one line, before anything starts."""
     if name not in LAUNCHERS:
-        raise ValueError(f"unknown --launcher {name!r}; valid: {', '.join(LAUNCHERS)}")
+        raise ConfigError(f"unknown --launcher {name!r}; valid: {', '.join(LAUNCHERS)}")
     gpu_list = parse_gpus(gpus)
     if name == "inline":
         if gpu_list or workers:
-            raise ValueError("--gpus and --workers spread jobs over processes: add --launcher local")
+            raise ConfigError("--gpus and --workers spread jobs over processes: add --launcher local")
         return InlineLauncher(progress)
     if name == "local":
         return LocalLauncher(folder, gpu_list, workers, timeout_min)
     if gpu_list or workers:
-        raise ValueError("with --launcher slurm, SLURM places the jobs: use --gpus-per-job and --array-parallelism "
-                         "instead of --gpus/--workers")
+        raise ConfigError("with --launcher slurm, SLURM places the jobs: use --gpus-per-job and --array-parallelism "
+                          "instead of --gpus/--workers")
     return SlurmLauncher(folder, slurm)

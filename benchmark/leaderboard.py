@@ -17,6 +17,7 @@ from zoo.io import atomic_write, atomic_write_text, package_version
 
 from . import reference as ref
 from . import stats
+from .errors import ConfigError, MissingFileError
 from .health_report import describe
 
 COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "test", "stars", "paper",
@@ -33,8 +34,8 @@ def trivial_rows(records: list[dict]) -> dict[str, float]:
     fine-tuning computes them on the same split; records of other splits disagree and are refused)."""
     seen = {tuple(sorted(r["trivial"].items())) for r in records if r.get("trivial")}
     if len(seen) > 1:
-        raise ValueError(f"records disagree on the trivial predictors' scores ({sorted(seen)[:2]}...): they were "
-                         "scored on different test splits; build one board per data set")
+        raise ConfigError(f"records disagree on the trivial predictors' scores ({sorted(seen)[:2]}...): they were "
+                          "scored on different test splits; build one board per data set")
     return dict(seen.pop()) if seen else {}
 
 
@@ -72,11 +73,11 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
               and (budget is None or r["budget"] == budget)]
     if not chosen:
         have = sorted({(r["task"], float(r["label_fraction"]), r["budget"]) for r in records})
-        raise ValueError(f"no results for task {task!r} at label_fraction={label_fraction}"
-                         f"{'' if budget is None else f' and budget {budget!r}'}; the store has (task, fraction, budget) {have}")
+        raise ConfigError(f"no results for task {task!r} at label_fraction={label_fraction}"
+                          f"{'' if budget is None else f' and budget {budget!r}'}; the store has (task, fraction, budget) {have}")
     metrics = sorted({r["metric"] for r in chosen})
     if len(metrics) > 1:
-        raise ValueError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
+        raise ConfigError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in chosen:
         groups[(r["budget"], r["init"])].append(r)
@@ -278,11 +279,11 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
     from .store import ResultStore
 
     if not Path(store).is_dir():
-        raise FileNotFoundError(f"results store {store} not found; run fine-tuning first or pass --store")
+        raise MissingFileError(f"results store {store} not found; run fine-tuning first or pass --store")
     records = ResultStore(store).records(task)
     if not records:
         tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
-        raise ValueError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
+        raise ConfigError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
     df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction)
     used = [r for r in records if float(r["label_fraction"]) == label_fraction and (budget is None or r["budget"] == budget)]
     data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})

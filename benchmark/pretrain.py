@@ -44,7 +44,7 @@ from zoo.io import atomic_write, atomic_write_text
 
 from . import registry
 from .config import PretrainConfig
-from .errors import TORCH_OOM, batch_too_large
+from .errors import BadFileError, ConfigError, ExistingOutputError, NonFiniteLossError, batch_too_large, torch_oom
 from .health import health_check, holdout_split, mean_image
 from .health_report import describe
 from .schedule import cosine_lr
@@ -52,10 +52,6 @@ from .schedule import cosine_lr
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EXPORT = "export"
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; nothing was saved, the last good checkpoint stays."""
 
 
 # ----------------------------------------------------------------------------- process set-up
@@ -177,7 +173,7 @@ def build_method(cfg: PretrainConfig, in_chans: int, modality: str) -> PretrainM
     defaults = method_defaults(cfg.method)
     unknown = set(cfg.hparams) - set(defaults)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown hyper-parameter(s) {', '.join(sorted(unknown))} for method {cfg.method!r}; "
             f"valid: {', '.join(defaults) or 'none'}"
         )
@@ -194,10 +190,10 @@ def plan(n_images: int, cfg: PretrainConfig, world: int) -> tuple[int, int, int]
     all its images instead of none, rounded down to a multiple of the world size.
     """
     if cfg.batch_size % world:
-        raise ValueError(f"--batch-size {cfg.batch_size} is global and must be divisible by the {world} processes")
+        raise ConfigError(f"--batch-size {cfg.batch_size} is global and must be divisible by the {world} processes")
     batch = min(cfg.batch_size, n_images - n_images % world)
     if batch < world:
-        raise ValueError(f"{n_images} training images cannot fill one image per process on {world} processes")
+        raise ConfigError(f"{n_images} training images cannot fill one image per process on {world} processes")
     per_epoch = n_images // batch
     total = max(cfg.epochs * per_epoch, cfg.min_steps)
     if cfg.max_steps is not None:
@@ -299,15 +295,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         which = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "")
-        raise ValueError(f"{path}: refused to resume from it: it holds objects other than tensors and plain "
-                         f"containers, which could run code when loaded{f' ({which[:120]})' if which else ''}; "
-                         "expected a checkpoint written by tower-bench pretrain") from None
+        raise BadFileError(f"{path}: refused to resume from it: it holds objects other than tensors and plain "
+                           f"containers, which could run code when loaded{f' ({which[:120]})' if which else ''}; "
+                           "expected a checkpoint written by tower-bench pretrain") from None
     except (RuntimeError, EOFError, OSError, IndexError, ValueError) as err:  # text and cut files: many kinds
-        raise ValueError(f"{path}: unreadable or truncated checkpoint ({' '.join(str(err).split())[:80]}); "
-                         "move it away to start over, or choose another --out") from None
+        raise BadFileError(f"{path}: unreadable or truncated checkpoint ({' '.join(str(err).split())[:80]}); "
+                           "move it away to start over, or choose another --out") from None
     if not isinstance(ckpt, dict) or not {"step", "config_hash", "method", "rng"} <= ckpt.keys():
-        raise ValueError(f"{path}: not a tower-bench pretraining checkpoint (expected keys step, config_hash, "
-                         f"method, optimizer, scheduler, batches, rng)")
+        raise BadFileError(f"{path}: not a tower-bench pretraining checkpoint (expected keys step, config_hash, "
+                           f"method, optimizer, scheduler, batches, rng)")
     return ckpt
 
 
@@ -320,7 +316,7 @@ def _truncate_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
     try:
         lines = path.read_text().splitlines() if path.exists() else []
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable metrics log ({err}); expected one JSON object per line") from None
+        raise BadFileError(f"{path}: unreadable metrics log ({err}); expected one JSON object per line") from None
     for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
@@ -329,8 +325,8 @@ def _truncate_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
                 continue
             row = None
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-            raise ValueError(f"{path}: line {number} is not a metrics row ({line[:60]!r}); expected one JSON object "
-                             "per line with an integer 'step'; move the file away to resume without it")
+            raise BadFileError(f"{path}: line {number} is not a metrics row ({line[:60]!r}); expected one JSON object "
+                               "per line with an integer 'step'; move the file away to resume without it")
         if row["step"] <= upto:
             rows.append(row)
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -402,7 +398,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     bf16, channels_last = bool(cfg.bf16), bool(cfg.channels_last)
     ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
     if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
+        raise ExistingOutputError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
 
     say = _printer(rank == 0 and progress)
     say(f"pretrain config {cfg.hash()}: {json.dumps(cfg.to_dict())}")
@@ -432,10 +428,10 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["config_hash"] != cfg.hash():
-            raise ValueError(f"{ckpt_path} belongs to config {ckpt['config_hash']}, not {cfg.hash()}; "
-                             "resume with the same settings or choose another --out")
+            raise ConfigError(f"{ckpt_path} belongs to config {ckpt['config_hash']}, not {cfg.hash()}; "
+                              "resume with the same settings or choose another --out")
         if len(ckpt["rng"]) != world:
-            raise ValueError(f"{ckpt_path} was written by {len(ckpt['rng'])} process(es); resume with the same number")
+            raise ConfigError(f"{ckpt_path} was written by {len(ckpt['rng'])} process(es); resume with the same number")
         try:  # the hash matched, so a mismatch here is a damaged or edited file, not a user's other settings
             method.load_state_dict(ckpt["method"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -443,9 +439,9 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
             batches.load_state(ckpt["batches"])
             _set_rng_state(ckpt["rng"][rank], view_gen, device)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
-            raise ValueError(f"{ckpt_path}: its saved state does not fit this run ({' '.join(str(err).split())[:160]}); "
-                             "expected the checkpoint tower-bench pretrain wrote for this config: move it away to "
-                             "start over") from None
+            raise BadFileError(f"{ckpt_path}: its saved state does not fit this run ({' '.join(str(err).split())[:160]}); "
+                               "expected the checkpoint tower-bench pretrain wrote for this config: move it away to "
+                               "start over") from None
         step = ckpt["step"]
         if rank == 0:
             kept = _truncate_metrics(metrics_path, step)
@@ -507,7 +503,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, images: torch.Tensor | 
                 advance(logged["loss"], speed)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     save()
-    except TORCH_OOM as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
+    except torch_oom() as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
         kept = f"; the last checkpoint stays in {ckpt_path}" if ckpt_path.exists() else ""
         raise batch_too_large("pretraining", batch, f"step {step + 1} on {device}{kept}", world) from err
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+from .errors import ConfigError, UnknownNameError
+
 METHODS: dict[str, str] = {
     "tower": "tower.method:Tower",
     "simclr": "baselines.simclr:SimCLR",
@@ -45,7 +47,7 @@ TASKS: dict[str, str] = {
 
 def _load(kind: str, table: dict[str, str], name: str):
     if name not in table:
-        raise KeyError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(table))}")
+        raise UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(table))}")
     module, attr = table[name].split(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -67,7 +69,7 @@ def task_class(name: str):
     return _load("task", TASKS, name)
 
 
-class TaskSizeError(ValueError):
+class TaskSizeError(ConfigError):
     """A budget would shrink a task below the size at which its targets survive, and it cannot patch."""
 
 

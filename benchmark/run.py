@@ -22,6 +22,7 @@ from zoo.hub import imagenet_weights_reachable
 from . import registry
 from .config import PretrainConfig
 from .config import budget as get_budget
+from .errors import MissingFileError, UnknownNameError
 from .finetune import FinetuneConfig, finetune
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of
@@ -44,7 +45,7 @@ def expand_methods(spec: str) -> list[str]:
     known = list(registry.METHODS) + list(registry.VARIANTS) + list(INITS)
     for name in names:
         if name not in known and not Path(name).exists() and "/" not in name:
-            raise KeyError(f"unknown method {name!r}; valid: {', '.join(known)}, a weights folder or a Hub id")
+            raise UnknownNameError(f"unknown method {name!r}; valid: {', '.join(known)}, a weights folder or a Hub id")
     return names
 
 
@@ -213,8 +214,8 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
             pretrain_hash = None
             if method == "imagenet" and imagenet_weights is None and not imagenet_weights_reachable(b.encoder):
                 if len(methods) == 1:
-                    raise FileNotFoundError(f"--init imagenet: timm's ImageNet weights for {b.encoder} are not in the "
-                                            "Hugging Face cache and the Hub is unreachable; pass --imagenet-weights FILE")
+                    raise MissingFileError(f"--init imagenet: timm's ImageNet weights for {b.encoder} are not in the "
+                                           "Hugging Face cache and the Hub is unreachable; pass --imagenet-weights FILE")
                 console.print(f"[yellow]skipping imagenet init: timm's weights for {b.encoder} are not cached and the "
                               "Hub is unreachable (pass --imagenet-weights FILE.safetensors)[/yellow]")
                 continue

@@ -16,6 +16,7 @@ import torch
 from zoo import PretrainMethod, UNet
 
 from . import registry
+from .errors import ConfigError
 
 PANEL_PX = 128
 DPI = 100
@@ -113,7 +114,7 @@ def show_views(method: str, task: str, *, model: str | Path | None = None, n: in
     Prints the masked share of the field of view (``fov``, or the task's) of every mask it draws.
     """
     if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
+        raise ConfigError(f"--n must be >= 1, got {n}")
     cls = registry.method_class(method)
     if images is None:
         t = registry.task_class(task)(data_root=data_root, image_size=image_size, seed=seed)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo import PretrainMethod, UNet, info_nce, projection_head
+from zoo.errors import ConfigError
 
 from .proxy import ProxyConfig, make_view
 
@@ -39,7 +40,7 @@ class Tower(PretrainMethod):
         self.trains_decoder = generative_weight > 0
         super().__init__(net, modality)
         if contrastive_weight < 0 or generative_weight < 0 or contrastive_weight + generative_weight == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"Tower needs non-negative weights, at least one positive; got contrastive_weight="
                 f"{contrastive_weight}, generative_weight={generative_weight}"
             )

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import ConfigError
+
 __all__ = [
     "BezierCurves", "sample_curves", "nonlinear_translation", "restore_translation",
     "brightest_point", "default_thickness", "rays_mask", "stripes_mask", "blocks_mask", "MASKS",
@@ -149,7 +151,7 @@ def sample_curves(batch: int, generator: torch.Generator | None = None, *, devic
     device = torch.device(device)
     _check_generator(generator, device)
     if not 0 <= p_decreasing <= 1:
-        raise ValueError(f"p_decreasing must be in [0, 1], got {p_decreasing}")
+        raise ConfigError(f"p_decreasing must be in [0, 1], got {p_decreasing}")
     if curves == "random":
         u = _rand(generator, batch, 2, 2, device=device)  # (B, point, xy)
         u = u.sort(dim=1).values                           # x1 <= x2 and y1 <= y2
@@ -159,7 +161,7 @@ def sample_curves(batch: int, generator: torch.Generator | None = None, *, devic
         pick = (_rand(generator, batch, device=device) * len(FIXED_CURVES)).long().clamp_max(len(FIXED_CURVES) - 1)
         inner = table[pick]
     else:
-        raise ValueError(f"curves must be 'random' or 'fixed', got {curves!r}")
+        raise ConfigError(f"curves must be 'random' or 'fixed', got {curves!r}")
     decreasing = _rand(generator, batch, device=device) < p_decreasing
     return BezierCurves(inner, decreasing)
 
@@ -243,14 +245,14 @@ def rays_mask(images: Tensor, generator: torch.Generator | None = None, *, num_r
     """
     _check_images(images, "rays_mask")
     if num_rays < 1:
-        raise ValueError(f"num_rays must be >= 1, got {num_rays}")
+        raise ConfigError(f"num_rays must be >= 1, got {num_rays}")
     b, _, h, w = images.shape
     dev = images.device
     _check_generator(generator, dev)
     if thickness is None:
         thickness = default_thickness(h, w)
     if thickness <= 0:
-        raise ValueError(f"thickness must be > 0 px, got {thickness}")
+        raise ConfigError(f"thickness must be > 0 px, got {thickness}")
     if centre is None:
         centre = brightest_point(images)
     f = min(4, math.ceil(1 / thickness))
@@ -290,7 +292,7 @@ def _rays_keep(b: int, h: int, w: int, centre: Tensor, n: int, thickness: float,
 def _select_cells(b: int, cells: int, ratio: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
     """(B, cells) bool, True = keep, with exactly round(ratio * cells) masked cells per sample."""
     if not 0 <= ratio <= 1:
-        raise ValueError(f"masked ratio must be in [0, 1], got {ratio}")
+        raise ConfigError(f"masked ratio must be in [0, 1], got {ratio}")
     rank = _rand(generator, b, cells, device=device).argsort(dim=1).argsort(dim=1)
     return rank >= round(ratio * cells)
 
@@ -313,7 +315,7 @@ def stripes_mask(images: Tensor, generator: torch.Generator | None = None, *, ra
     dev = images.device
     _check_generator(generator, dev)
     if orientation not in ("horizontal", "vertical", "both"):
-        raise ValueError(f"orientation must be 'horizontal', 'vertical' or 'both', got {orientation!r}")
+        raise ConfigError(f"orientation must be 'horizontal', 'vertical' or 'both', got {orientation!r}")
     rows, n_rows = _cell_index(h, width or max(1, h // 16), dev)
     cols, n_cols = _cell_index(w, width or max(1, w // 16), dev)
     keep_rows = _select_cells(b, n_rows, ratio, generator, dev)[:, rows].view(b, 1, h, 1)
@@ -385,12 +387,13 @@ class ProxyConfig:
 
     def __post_init__(self):
         if self.mask not in MASKS:
-            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}")
+            raise ConfigError(f"mask must be one of {MASKS}, got {self.mask!r}")
         for name in ("p_translate", "p_mask", "p_decreasing", "ratio"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_translate == 0 and (self.mask == "none" or self.p_mask == 0):
-            raise ValueError("ProxyConfig makes no change to the image: enable translation (p_translate > 0) or a mask")
+            raise ConfigError("ProxyConfig makes no change to the image: enable translation (p_translate > 0) "
+                              "or a mask")
 
     @classmethod
     def for_modality(cls, modality: str, **overrides) -> "ProxyConfig":

@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .errors import BadFileError, ConfigError, MissingFileError, NotAFolderError
 from .io import atomic_write, atomic_write_text, package_version, stable_hash
 from .unet import UNet, UNetConfig
 
@@ -257,10 +258,10 @@ class _Source:
             if path.exists():
                 pickled = (f" ({path.suffix} is a pickle format, refused: tower-bench loads safetensors only, "
                            "since pickle files can run code when loaded)" if path.suffix in PICKLE_SUFFIXES else "")
-                raise NotADirectoryError(f"{path} is a file; expected a folder with {CONFIG_FILE} and {ENCODER_FILE}"
-                                         + pickled)
+                raise NotAFolderError(f"{path} is a file; expected a folder with {CONFIG_FILE} and {ENCODER_FILE}"
+                                      + pickled)
             if path.is_absolute() or self.name.startswith((".", "~")) or self.name.count("/") > 1:
-                raise FileNotFoundError(f"no folder {path} (expected a folder with {CONFIG_FILE} and {ENCODER_FILE})")
+                raise MissingFileError(f"no folder {path} (expected a folder with {CONFIG_FILE} and {ENCODER_FILE})")
 
     def __str__(self) -> str:
         return str(self.folder) if self.folder else f"Hub repo {self.name!r}" + (f"@{self.revision}" if self.revision else "")
@@ -273,7 +274,7 @@ class _Source:
             return Path(hf_hub_download(self.name, filename, revision=self.revision))
         except LocalEntryNotFoundError as err:  # offline, or the Hub unreachable, and not in the cache
             why = "the machine is offline (HF_HUB_OFFLINE=1)" if constants.is_offline_mode() else "the Hub is unreachable"
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.name!r} is not a local folder, and {filename} of Hub repo {self.name!r} is not in the "
                 f"Hugging Face cache ({constants.HF_HUB_CACHE}) while {why}: download the repo on a connected machine "
                 f"(`hf download {self.name}`) into that cache, or pass a local folder"
@@ -281,13 +282,13 @@ class _Source:
         except EntryNotFoundError:
             return None
         except RevisionNotFoundError as err:
-            raise FileNotFoundError(f"Hub repo {self.name!r} has no revision {self.revision!r}") from err
+            raise MissingFileError(f"Hub repo {self.name!r} has no revision {self.revision!r}") from err
         except RepositoryNotFoundError as err:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.name!r} is neither a local folder nor a Hub repo you can access (private? pass a token / `hf auth login`)"
             ) from err
         except HFValidationError as err:
-            raise FileNotFoundError(f"{self.name!r} is neither a local folder nor a valid Hub repo id (org/name)") from err
+            raise MissingFileError(f"{self.name!r} is neither a local folder nor a valid Hub repo id (org/name)") from err
 
     def pickle_files(self) -> list[str]:
         if self.folder is None:
@@ -300,12 +301,12 @@ class _Source:
             return path
         pickles = self.pickle_files()
         if pickles:
-            raise ValueError(
+            raise BadFileError(
                 f"{self} has {', '.join(pickles)} but no {filename}: tower-bench loads safetensors only "
                 f"(pickle files can run code when loaded); save the weights with zoo.hub.save_pretrained"
             )
         only = " (tower-bench reads safetensors only)" if filename.endswith(".safetensors") else ""
-        raise FileNotFoundError(f"{self} has no {filename}{only}")
+        raise MissingFileError(f"{self} has no {filename}{only}")
 
 
 def _encoder_only_config(config: dict, where: str) -> dict:
@@ -328,8 +329,8 @@ def _load_tensors(path: Path, what: str = "") -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"{what}{path}: not a readable safetensors file ({err}); expected a safetensors file "
-                         "(pickles are refused: they can run code when loaded)") from None
+        raise BadFileError(f"{what}{path}: not a readable safetensors file ({err}); expected a safetensors file "
+                           "(pickles are refused: they can run code when loaded)") from None
 
 
 def _read_config(source: _Source, allow_encoder_only: bool) -> dict:
@@ -337,9 +338,9 @@ def _read_config(source: _Source, allow_encoder_only: bool) -> dict:
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); {SAVED_BY}") from None
+        raise BadFileError(f"{path} is not valid JSON ({err}); {SAVED_BY}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path} holds a JSON {type(config).__name__}; expected a JSON object ({SAVED_BY})")
+        raise BadFileError(f"{path} holds a JSON {type(config).__name__}; expected a JSON object ({SAVED_BY})")
     where = str(path)
     tb = config.get("tower_bench")
     if not isinstance(tb, dict):
@@ -347,12 +348,12 @@ def _read_config(source: _Source, allow_encoder_only: bool) -> dict:
             config["tower_bench"] = _encoder_only_config(config, str(source))
             return config
         hint = " (a plain timm export? allow_encoder_only=True loads its encoder with a fresh decoder)"
-        raise ValueError(f"{where} has no 'tower_bench' section: not a tower-bench folder ({SAVED_BY})"
-                         + (hint if "architecture" in config else ""))
+        raise BadFileError(f"{where} has no 'tower_bench' section: not a tower-bench folder ({SAVED_BY})"
+                           + (hint if "architecture" in config else ""))
     if not isinstance(tb.get("format", 0), int) or tb.get("format", 0) > FORMAT:
-        raise ValueError(f"{where} has format {tb.get('format')}; expected format <= {FORMAT}: upgrade tower-bench")
+        raise BadFileError(f"{where} has format {tb.get('format')}; expected format <= {FORMAT}: upgrade tower-bench")
     if not isinstance(tb.get("unet"), dict):
-        raise ValueError(f"{where}: 'tower_bench' section lacks 'unet'; expected the UNetConfig as a JSON object")
+        raise BadFileError(f"{where}: 'tower_bench' section lacks 'unet'; expected the UNetConfig as a JSON object")
     return config
 
 
@@ -392,7 +393,7 @@ def _load_state(
                   ("dtype mismatches", dtypes)) if keys]
         msg = f"{where} does not match the model; " + "; ".join(parts)
         if strict:
-            raise ValueError(msg + " (strict=False loads the matching tensors only)")
+            raise BadFileError(msg + " (strict=False loads the matching tensors only)")
         warnings.warn(msg + "; loaded the matching tensors only")
     matching = {k: v for k, v in tensors.items()
                 if k in own and v.shape == own[k].shape and not _foreign_dtype(own[k], v)}
@@ -420,9 +421,9 @@ def from_pretrained(
     try:
         net = UNet.from_config(tb["unet"])
     except (TypeError, ValueError, AttributeError, KeyError) as err:
-        raise ValueError(f"{source.require(CONFIG_FILE)}: 'tower_bench.unet' does not describe a U-Net this "
-                         f"tower-bench builds ({type(err).__name__}: {err}); expected the UNetConfig save_pretrained "
-                         "writes") from None
+        raise BadFileError(f"{source.require(CONFIG_FILE)}: 'tower_bench.unet' does not describe a U-Net this "
+                           f"tower-bench builds ({type(err).__name__}: {err}); expected the UNetConfig save_pretrained "
+                           "writes") from None
     encoder_file = source.require(ENCODER_FILE)
     encoder_state = _load_tensors(encoder_file)
     if tb.get("encoder_only"):
@@ -432,7 +433,7 @@ def from_pretrained(
         decoder_file = source.file(DECODER_FILE)
         if decoder_file is None:
             if strict:
-                raise FileNotFoundError(f"{source} has no {DECODER_FILE} (strict=False keeps a fresh decoder and head)")
+                raise MissingFileError(f"{source} has no {DECODER_FILE} (strict=False keeps a fresh decoder and head)")
             warnings.warn(f"{source} has no {DECODER_FILE}: decoder and head stay freshly initialised")
         else:
             _load_state(net, _load_tensors(decoder_file), f"{decoder_file} (decoder + head)", strict, _DECODER_PREFIXES)
@@ -447,10 +448,10 @@ def validate_folder(save_dir: str | Path) -> dict:
     """Check a folder is complete before it is published; returns its config."""
     save_dir = Path(save_dir)
     if not save_dir.is_dir():
-        raise FileNotFoundError(f"no folder {save_dir} to publish")
+        raise MissingFileError(f"no folder {save_dir} to publish")
     missing = [str(save_dir / f) for f in FILES if not (save_dir / f).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{', '.join(missing)}: missing or not a file; expected a weights folder with {', '.join(FILES)} "
             "(from save_pretrained)"
         )
@@ -463,8 +464,8 @@ def card_for_repo(save_dir: str | Path, repo_id: str) -> str:
     try:
         return path.read_text().replace(REPO_PLACEHOLDER, repo_id)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text ({err}); expected the Markdown model card save_pretrained "
-                         "writes") from None
+        raise BadFileError(f"{path} is not UTF-8 text ({err}); expected the Markdown model card save_pretrained "
+                           "writes") from None
 
 
 def _stage(save_dir: Path, staging: Path, repo_id: str) -> None:
@@ -521,10 +522,10 @@ def _imagenet_from_file(cfg: UNetConfig, path: str | Path) -> UNet:
     """A UNet whose encoder holds timm ImageNet weights from a safetensors file with timm's key names."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"--imagenet-weights {path}: expected a .safetensors file (pickle files are refused)")
+        raise BadFileError(f"--imagenet-weights {path}: expected a .safetensors file (pickle files are refused)")
     if not path.is_file():
-        raise FileNotFoundError(f"--imagenet-weights {path}: " + ("a folder; expected a file" if path.is_dir()
-                                                                   else "no such file"))
+        raise MissingFileError(f"--imagenet-weights {path}: " + ("a folder; expected a file" if path.is_dir()
+                                                                  else "no such file"))
     net = UNet.from_config(cfg)
     tensors = _load_tensors(path, "--imagenet-weights ")
     pcfg = timm.models.get_pretrained_cfg(cfg.encoder)
@@ -571,7 +572,7 @@ def _imagenet_from_timm(cfg: UNetConfig) -> UNet:
     except Exception as err:  # network / cache failures come in many types (OSError, RuntimeError, HTTP errors)
         pcfg = timm.models.get_pretrained_cfg(cfg.encoder)
         repo = (pcfg.hf_hub_id if pcfg else None) or f"the timm weights of {cfg.encoder}"
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"--init imagenet: could not load timm's ImageNet weights for {cfg.encoder!r} ({type(err).__name__}). "
             f"Offline they come only from the Hugging Face cache ({constants.HF_HUB_CACHE}): on a connected machine run "
             f"`hf download {repo}`, then set HF_HUB_OFFLINE=1 (and HF_HOME if the cache moved); "
@@ -584,7 +585,7 @@ def _check_compatible(pre: UNetConfig, cfg: UNetConfig, spec: str) -> None:
         return f"{c.encoder!r} with in_chans={c.in_chans}" + (f" and {c.encoder_kwargs}" if c.encoder_kwargs else "")
 
     if (pre.encoder, pre.in_chans, pre.encoder_kwargs) != (cfg.encoder, cfg.in_chans, cfg.encoder_kwargs):
-        raise ValueError(f"--init {spec}: its encoder is {describe(pre)}, but this run needs {describe(cfg)}")
+        raise ConfigError(f"--init {spec}: its encoder is {describe(pre)}, but this run needs {describe(cfg)}")
 
 
 def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: str | None = None) -> UNet:
@@ -597,7 +598,7 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
     """
     cfg = UNetConfig.from_dict(unet_config) if isinstance(unet_config, dict) else unet_config
     if imagenet_weights is not None and spec != "imagenet":
-        raise ValueError(f"--imagenet-weights only applies to --init imagenet, not --init {spec}")
+        raise ConfigError(f"--imagenet-weights only applies to --init imagenet, not --init {spec}")
     if spec in ("random", "imagenet"):
         if spec == "random":
             net = UNet.from_config(cfg)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConfigError
+
 
 @dataclass
 class UNetConfig:
@@ -113,7 +115,7 @@ class UNet(nn.Module):
             )
         except RuntimeError as err:
             if "Unknown model" in str(err):
-                raise ValueError(f"unknown timm encoder {encoder!r}; see timm.list_models()") from err
+                raise ConfigError(f"unknown timm encoder {encoder!r}; see timm.list_models()") from err
             raise
         channels = self.encoder.feature_info.channels()
         self.stride = max(self.encoder.feature_info.reduction())

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from ..stats import summarize
 from . import common
 
@@ -97,7 +98,7 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
                                    imagenet_weights=imagenet_weights, progress=progress)
     groups = by_init(records)
     if not groups:
-        raise ValueError(f"no fine-tuning curves for {inits} on {task} at budget {budget} in {store}")
+        raise ConfigError(f"no fine-tuning curves for {inits} on {task} at budget {budget} in {store}")
     table = convergence_table(groups)
     metric = records[0]["metric"]
     name = f"convergence-{task}-{budget}"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import reference as ref
+from ..errors import ConfigError
 from ..stats import summarize
 from . import common
 
@@ -113,7 +114,7 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
                      imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
     """Run what is missing, then write ``label-efficiency-<task>-<budget>.{md,csv,png}`` (+ ``-curves.csv``)."""
     if any(not 0 < f <= 1 for f in fractions) or 1.0 not in fractions:
-        raise ValueError(f"--fractions must lie in (0, 1] and include 1 (the reference point), got {fractions}")
+        raise ConfigError(f"--fractions must lie in (0, 1] and include 1 (the reference point), got {fractions}")
     records, notes = common.gather(list(dict.fromkeys(inits + references)), task, budget, seeds, store, fractions,
                                    data_root, imagenet_weights, progress)
     data = curves(records)

@@ -13,6 +13,7 @@ from zoo.hub import imagenet_weights_reachable
 
 from .. import registry
 from ..config import budget as get_budget
+from ..errors import ConfigError
 from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
 from ..run import finetune_config, finetune_stored, pretrained_init
 from ..store import ResultStore
@@ -27,7 +28,7 @@ def parse_pair(pair: str) -> tuple[str, str]:
     """``"X+Y"`` -> (X, Y); a plain ``X`` is ``X+X``."""
     parts = pair.split("+")
     if len(parts) > 2 or not all(parts):
-        raise ValueError(f"--pairs: expected ENCODER+DECODER (e.g. con-both+random), got {pair!r}")
+        raise ConfigError(f"--pairs: expected ENCODER+DECODER (e.g. con-both+random), got {pair!r}")
     return parts[0], parts[-1]
 
 
@@ -36,7 +37,7 @@ def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: li
     """Run what is missing, then write ``mixing-<task>-<budget>.{md,csv,png}``."""
     task_obj = common.load_task(task, budget, data_root)
     if task_obj.kind != "segmentation":
-        raise ValueError(f"mixing needs a segmentation task (a decoder to mix); {task} is {task_obj.kind}")
+        raise ConfigError(f"mixing needs a segmentation task (a decoder to mix); {task} is {task_obj.kind}")
     parsed = [parse_pair(p) for p in pairs]
     wants_imagenet = any("imagenet" in pair for pair in parsed)
     have_imagenet = imagenet_weights is not None or (wants_imagenet and imagenet_weights_reachable(get_budget(budget).encoder))

@@ -17,6 +17,7 @@ from zoo.hub import imagenet_weights_reachable, load_init
 
 from .. import registry
 from ..config import budget as get_budget
+from ..errors import ConfigError
 from ..run import pretrained_init
 from . import common
 
@@ -55,7 +56,7 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
     """Pretrain what is missing, then write ``representations-<task>-<budget>.{md,csv,png}``."""
     task_obj = common.load_task(task, budget, data_root)
     if task_obj.kind != "multiclass" and task_obj.kind != "binary":
-        raise ValueError(f"representations needs a single-label classification task; {task} is {task_obj.kind}")
+        raise ConfigError(f"representations needs a single-label classification task; {task} is {task_obj.kind}")
     b = get_budget(budget)
     train, test = task_obj.load("train"), task_obj.load("test")
     cfg = UNetConfig(b.encoder, task_obj.in_chans, task_obj.in_chans,
@@ -75,7 +76,7 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
                      "n_train": len(y_train), "n_test": len(y_test), "dim": f_test.shape[1]})
         points[init] = (tsne(f_test), y_test)
     if not rows:
-        raise ValueError(f"no init could be evaluated: {'; '.join(notes)}")
+        raise ConfigError(f"no init could be evaluated: {'; '.join(notes)}")
     table = pd.DataFrame(rows)
     majority = 100.0 * float(np.bincount(test.targets.numpy()).max() / len(test))
     name = f"representations-{task}-{budget}"

@@ -1,4 +1,4 @@
-"""The ``tower-bench`` command line: the app, one line per command, and the one-line error handling.
+"""The ``tower-bench`` command line: the app, one line per command, and user errors as one line.
 
 A command lives in the module of its group (``info``, ``run``, ``pretrain`` ...) and takes its options
 from ``options``; it imports the domain modules (torch, timm, pandas) inside its body, so ``--help``
@@ -10,8 +10,10 @@ import sys
 
 import typer
 
+from benchmark.errors import UserError
+
 from . import analyse, finetune, info, leaderboard, pretrain, publish, run, speed, views
-from .options import Version
+from .options import Debug, Version
 
 app = typer.Typer(
     help="tower-bench: self-supervised pretraining (TOWER and baselines) and downstream benchmarks on biomedical "
@@ -22,13 +24,14 @@ app = typer.Typer(
 )
 
 
-class UserError(Exception):
-    """Bad input the user can fix; printed as one line, exit code 2."""
+_debug = False  # set by --debug in the app callback, read by main() once the command has failed
 
 
 @app.callback()
-def _options(version: Version = False) -> None:
-    """Options before the command name (``--version``)."""
+def _options(version: Version = False, debug: Debug = False) -> None:
+    """Options before the command name (``--version``, ``--debug``)."""
+    global _debug
+    _debug = debug
 
 
 app.command("methods")(info.methods_command)
@@ -43,25 +46,15 @@ app.command("leaderboard")(leaderboard.leaderboard_command)
 app.add_typer(analyse.app, name="analyse")
 
 
-def _one_line_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions ``main`` prints as one line.
-
-    ``DataError`` and ``BatchTooLargeError`` are defined in modules that import torch. When such a module
-    is not loaded nothing can have raised its error, so it is only looked up, never imported, here.
-    """
-    loaded = tuple(getattr(sys.modules[module], name) for module, name in
-                   (("benchmark.tasks.base", "DataError"), ("benchmark.errors", "BatchTooLargeError"))
-                   if module in sys.modules)
-    return (UserError, KeyError, ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, *loaded)
-
-
 def main() -> None:
-    """Entry point: known, fixable errors become one line on stderr instead of a traceback."""
+    """Entry point: a ``UserError`` (bad input the user can fix) becomes one line on stderr and exit code 2;
+    any other exception is a bug and keeps its traceback, and so does a user error under ``--debug``."""
+    global _debug
+    _debug = False
     try:
         app()
-    except Exception as err:
-        if not isinstance(err, _one_line_errors()):
+    except UserError as err:
+        if _debug:
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"tower-bench: error: {msg}", file=sys.stderr)
+        print(f"tower-bench: error: {err}", file=sys.stderr)
         sys.exit(2)

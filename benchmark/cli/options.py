@@ -12,6 +12,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from benchmark.config import BUDGET_HELP
+from benchmark.errors import ConfigError
 
 DEFAULT_BUDGET = "cpu"
 DEFAULT_STORE = Path("runs/results")
@@ -19,8 +20,11 @@ DEFAULT_BOARDS = Path("leaderboards")
 
 
 def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:
-    """``"a,b , c"`` -> ``["a", "b", "c"]`` (cast each)."""
-    return [cast(s.strip()) for s in spec.split(",") if s.strip()]
+    """``"a,b , c"`` -> ``["a", "b", "c"]`` (cast each); an item the cast refuses is the user's typo: one line."""
+    try:
+        return [cast(s.strip()) for s in spec.split(",") if s.strip()]
+    except ValueError as err:
+        raise ConfigError(f"{spec!r} is not a comma-separated list of {cast.__name__} values ({err})") from None
 
 
 def _print_version(value: bool) -> None:
@@ -33,6 +37,8 @@ def _print_version(value: bool) -> None:
 
 Version = Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                        help="print tower-bench's version and exit")]
+Debug = Annotated[bool, typer.Option(
+    "--debug", help="show the traceback of user errors too (bad options, names or files), not only of bugs")]
 
 # ----------------------------------------------------------------------------- shared
 Budget = Annotated[str, typer.Option("--budget", help=BUDGET_HELP)]

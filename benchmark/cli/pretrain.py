@@ -10,6 +10,8 @@ import subprocess
 import sys
 from typing import Any
 
+from benchmark.errors import ConfigError
+
 from .options import (
     DEFAULT_BUDGET,
     BatchSize,
@@ -40,7 +42,7 @@ def parse_hparams(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--hparam expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--hparam expects KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -58,10 +60,9 @@ def relaunch(nproc: int) -> None:
             skip = True
         elif not a.startswith("--gpus="):
             args.append(a)
-    if args and args[0] == "pretrain":
-        args = args[1:]
+    i = args.index("pretrain") if "pretrain" in args else -1  # global options (--debug) stay before it
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "benchmark", "pretrain", *args]
+           "-m", "benchmark", *args[:max(i, 0)], "pretrain", *args[i + 1:]]
     raise SystemExit(subprocess.call(cmd))
 
 
@@ -89,7 +90,7 @@ def pretrain_command(
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
     from benchmark.config import PretrainConfig
-    from benchmark.pretrain import NonFiniteLossError, _launched_by_torchrun, pretrain
+    from benchmark.pretrain import _launched_by_torchrun, pretrain
 
     if gpus > 1 and not _launched_by_torchrun():
         relaunch(gpus)
@@ -100,7 +101,4 @@ def pretrain_command(
         data_root=None if data_root is None else str(data_root), out=out, seed=seed, deterministic=deterministic,
         checkpoint_every=checkpoint_every, bf16=bf16, compile=compile,
     )
-    try:
-        pretrain(cfg, resume=resume, progress=True)
-    except (FileExistsError, NonFiniteLossError) as err:  # fixable by the user: one line, not a traceback
-        raise ValueError(str(err)) from err
+    pretrain(cfg, resume=resume, progress=True)

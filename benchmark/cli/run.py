@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.errors import ConfigError, UserError
+
 from .options import (
     DEFAULT_BOARDS,
     DEFAULT_BUDGET,
@@ -64,10 +66,10 @@ def run_command(
 
     for fraction in label_fraction:
         if not 0 < fraction <= 1:
-            raise ValueError(f"--label-fraction must be in (0, 1], got {fraction}")
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {fraction}")
     extra = dict(o.split("=", 1) for o in slurm_option if "=" in o)
     if len(extra) != len(slurm_option):
-        raise ValueError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
+        raise ConfigError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
     slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
     chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
                            timeout_min=timeout_min, progress=progress)
@@ -77,5 +79,5 @@ def run_command(
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
                     chosen, pretrain_seeds)
     except JobsFailedError as err:  # one line; the logs hold the tracebacks
-        raise ValueError(str(err)) from err
+        raise UserError(str(err)) from err
     console.print("leaderboard files: " + ", ".join(str(p) for p in paths))

@@ -11,11 +11,13 @@ from typing import ClassVar, Literal
 
 import torch
 
+from ..errors import UserError
+
 Kind = Literal["segmentation", "binary", "multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """Missing or malformed data; the message names the path and the expected layout."""
 
 

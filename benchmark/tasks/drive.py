@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import ConfigError
 from .base import SPLITS, Split, Task
 from .common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
 
@@ -145,7 +146,7 @@ def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
     """``per_image`` fixed random ``size``-px patches of every image, each centred inside the FOV."""
     n, _, h, w = split.images.shape
     if size > min(h, w):
-        raise ValueError(f"patch size {size} is larger than the images ({h}x{w})")
+        raise ConfigError(f"patch size {size} is larger than the images ({h}x{w})")
     g = torch.Generator().manual_seed(seed)
     candidates = 16 * per_image
     ys = torch.randint(0, h - size + 1, (n, candidates), generator=g)

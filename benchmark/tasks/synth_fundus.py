@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .base import Split, Task
 
 SPLIT_SEEDS = {"train": 101, "val": 202, "test": 303, "pool": 404}
@@ -206,7 +207,7 @@ def _blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
 def generate(n: int, size: int = 64, seed: int = 0) -> Fundus:
     """``n`` images of ``size`` px; image i depends only on (seed, i, size). Cached per process."""
     if size < 32:
-        raise ValueError(f"synth-fundus needs image_size >= 32 (got {size})")
+        raise ConfigError(f"synth-fundus needs image_size >= 32 (got {size})")
     parts = [_image(np.random.default_rng([seed, i]), size) for i in range(n)]
     segs = np.concatenate([p["segs"] for p in parts])
     owner = np.concatenate([np.full(len(p["segs"]), i) for i, p in enumerate(parts)])
