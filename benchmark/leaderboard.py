@@ -246,16 +246,20 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> dict[str, Path]:
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any],
                       records: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
-    """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers), the figure as
+    """Write ``<name>.md`` (stamped table with marks), ``<name>.tex`` (the same as a booktabs table),
+    ``<name>.csv`` (plain numbers), ``<name>.html`` (+ the folder's ``index.html``), the figure as
     ``<name>.png/.pdf/.svg`` and, given the records behind it, ``<name>.records.jsonl`` (one per line),
     from which anyone can recompute every number of the board."""
     import json
 
+    from .report import html, latex
+
     if df.empty:
         raise ValueError("leaderboard is empty: nothing to write")
     out = Path(out_dir)
-    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "csv")}
+    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
+    atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
     atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
     if records:
         paths["records"] = out / f"{name}.records.jsonl"
@@ -264,6 +268,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     a = df.attrs
     paths.update(plot(df, out / f"{name}.png", f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
                       f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}"))
+    paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
     return paths
 
 
