@@ -237,11 +237,11 @@ def figure(df: pd.DataFrame, title: str, into=None):
     return fig
 
 
-def plot(df: pd.DataFrame, path: Path, title: str) -> dict[str, Path]:
-    """The board's figure as PNG (200 dpi), PDF and SVG beside ``path``."""
+def plot(df: pd.DataFrame, path: Path, title: str, stamp_line: str = "") -> dict[str, Path]:
+    """The board's figure, ``stamp_line`` as its footer, as PNG (200 dpi), PDF and SVG beside ``path``."""
     from .report import style
 
-    return style.save(figure(df, title), path)
+    return style.save(style.render(lambda fig: figure(df, title, into=fig), stamp_line), path)
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any],
@@ -249,7 +249,9 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     """Write ``<name>.md`` (stamped table with marks), ``<name>.tex`` (the same as a booktabs table),
     ``<name>.csv`` (plain numbers), ``<name>.html`` (+ the folder's ``index.html``), the figure as
     ``<name>.png/.pdf/.svg`` and, given the records behind it, ``<name>.records.jsonl`` (one per line),
-    from which anyone can recompute every number of the board."""
+    from which anyone can recompute every number of the board; the stamp then names that file and its
+    content hash, so a reader can tell that the numbers come from exactly those records."""
+    import hashlib
     import json
 
     from .report import html, latex
@@ -257,17 +259,21 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     if df.empty:
         raise ValueError("leaderboard is empty: nothing to write")
     out = Path(out_dir)
-    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
+    paths = {}
+    if records:
+        rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        paths["records"] = atomic_write_text(out / f"{name}.records.jsonl", text)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        stamp = {**stamp, "records": f"{paths['records'].name} (sha256 {digest})"}
+    paths.update({ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")})
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
     atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
     atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
-    if records:
-        paths["records"] = out / f"{name}.records.jsonl"
-        rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
-        atomic_write_text(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     a = df.attrs
     paths.update(plot(df, out / f"{name}.png", f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
-                      f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}"))
+                      f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
+                      " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
     paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
     return paths
 

@@ -1,5 +1,6 @@
 """The table writers beside Markdown: LaTeX (booktabs, the same marks) and the static HTML board, the latter
 opened in headless Chromium (sorted by a click, screenshot, no console errors, no external resource)."""
+import hashlib
 import html
 import json
 import os
@@ -17,13 +18,14 @@ VALUES = {"tower": [80.0, 81.1, 82.3], "imagenet": [79.0, 79.4, 80.1], "simclr":
 STAMP = {"command": "tower-bench leaderboard drive --store results", "budget": "smoke",
          "data": "12 records of drive from DRIVE", "config hashes": "abc123"}
 
+RECORDS = [{"task": "drive", "init": init, "seed": s, "label_fraction": 1.0, "budget": "smoke",
+            "config_hash": "abc123", "metric": "dice", "value": v,
+            "trivial": {"all-foreground": 22.6, "all-background": 0.0}}
+           for init, vals in VALUES.items() for s, v in enumerate(vals)]
+
 
 def board():
-    records = [{"task": "drive", "init": init, "seed": s, "label_fraction": 1.0, "budget": "smoke",
-                "config_hash": "abc123", "metric": "dice", "value": v,
-                "trivial": {"all-foreground": 22.6, "all-background": 0.0}}
-               for init, vals in VALUES.items() for s, v in enumerate(vals)]
-    return build_leaderboard(records, "drive")
+    return build_leaderboard(RECORDS, "drive")
 
 
 def test_latex_marks_match_the_markdown():
@@ -44,8 +46,11 @@ def test_latex_marks_match_the_markdown():
 
 
 def test_html_is_self_contained(tmp_path):
-    paths = write_leaderboard(board(), tmp_path, "drive-test", STAMP)
+    paths = write_leaderboard(board(), tmp_path, "drive-test", STAMP, records=RECORDS)
     page = paths["html"].read_text()
+    digest = hashlib.sha256(paths["records"].read_bytes()).hexdigest()[:16]
+    for kind in ("html", "md", "tex"):  # the data named by file and content hash, in every format
+        assert f"drive-test.records.jsonl (sha256 {digest})" in paths[kind].read_text(), kind
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)|@import|url\(""", page), "an external resource"
     assert page.count('<tr class="init"') == len(VALUES) and page.count('<svg class="dots"') == len(VALUES)
     assert page.count('<circle class="seed"') == sum(map(len, VALUES.values()))
