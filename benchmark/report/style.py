@@ -85,7 +85,7 @@ def footer(fig, text: str) -> None:
 
 def seed_dots(ax, rows: Sequence[Any], positions: Sequence[float], colors_: Mapping[str, str],
               horizontal: bool = False, label_seeds: bool = True) -> None:
-    """Per row (``.init``, ``.values``, ``.mean``, ``.ci``): every seed as a dot, the mean as a bar-free tick with
+    """Per row (``.init``, ``.values``, ``.mean``, ``.ci``): every seed as a dot, the mean as a short tick with
     its 95% CI as an error bar. Dots spread sideways by seed so equal values stay visible."""
     for k, (pos, r) in enumerate(zip(positions, rows)):
         vals = list(r.values)
