@@ -202,66 +202,80 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
     return "\n".join(lines)
 
 
-def plot(df: pd.DataFrame, path: Path, title: str) -> None:
-    """Bar chart: mean ± std per row, every seed as a dot, the paper's value as a marker, stars on top."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in workers
+def figure(df: pd.DataFrame, title: str, into=None):
+    """Every seed as a dot with the mean ± 95% CI, the paper's value as a diamond, the trivial rows as lines,
+    stars above; the value axis starts at 0, so no difference is drawn larger than it is. Draws ``into`` a
+    given figure (resized to fit) or a new one."""
+    from .report import style
 
     floor = df[df["kind"] == "trivial"]
     df = df[df["kind"] != "trivial"].reset_index(drop=True)
     several = df["budget"].nunique() > 1
     labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
-    fig = Figure(figsize=(max(4.0, 0.9 * len(df) + 1.5), 4.0), layout="constrained")
+    size = (max(5.0, 0.8 * len(df) + 3.0), 4.0)
+    fig = style.new_figure(size) if into is None else into
+    fig.set_size_inches(*size)
     ax = fig.subplots()
     x = list(range(len(df)))
-    std = df["std"].fillna(0.0)
-    ax.bar(x, df["mean"], yerr=std, capsize=4, color=["#4c72b0" if b else "#9db4d6" for b in df["bold"]],
-           edgecolor="black", linewidth=0.5, label="mean ± std")
-    points = [(i + 0.25 * (j / max(1, len(r.values) - 1) - 0.5) * (len(r.values) > 1), v)
-              for i, r in enumerate(df.itertuples()) for j, v in enumerate(r.values)]
-    ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, color="black", zorder=3, label="seeds")
+    style.seed_dots(ax, list(df.itertuples()), x, style.colors(df["init"]))
     has_paper = df["paper_mean"].notna()
     if has_paper.any():
         ax.scatter([i + 0.3 for i in x if has_paper.iloc[i]], df.loc[has_paper, "paper_mean"], marker="D", s=30,
-                   color="#dd8452", edgecolor="black", zorder=4, label="paper")
-    tops = df["mean"] + std
-    values = [v for _, v in points] + list(df["paper_mean"].dropna()) + list(tops) + list(df["mean"] - std)
-    lo, hi = min(values), max(values)
-    pad = max(hi - lo, 1e-6) * 0.15
+                   color="white", edgecolor="black", zorder=4, label="paper")
+    for line, row in zip(style.TRIVIAL_STYLES, floor.drop_duplicates(["init", "mean"]).itertuples()):
+        ax.axhline(row.mean, color="black", linestyle=line, linewidth=0.8, label=row.init)
+    tops = [max(list(r.values) + [r.mean + (r.ci if math.isfinite(r.ci) else 0.0)]) for r in df.itertuples()]
+    hi = max(tops + list(df["paper_mean"].dropna()) + list(floor["mean"]))
     for i, r in enumerate(df.itertuples()):
         if r.stars:
-            ax.text(i, max([tops.iloc[i]] + list(r.values)) + pad * 0.2, r.stars, ha="center", va="bottom")
-    for style, row in zip(("--", ":", "-."), floor.itertuples()):
-        ax.axhline(row.mean, color="#c44e52", linestyle=style, linewidth=1, label=row.init)
-    values += list(floor["mean"])
-    hi = max(values)
-    ax.set_ylim(0, hi + 2 * pad)  # from 0: a cut axis would exaggerate the differences
-    ax.set_xticks(x, labels, rotation=30 if len(df) > 6 else 0, ha="right" if len(df) > 6 else "center")
+            ax.annotate(r.stars, (i, tops[i]), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom")
+    ax.set_ylim(0, hi * 1.12 if hi > 0 else 1.0)  # from 0: a cut axis would exaggerate the differences
+    ax.set_xlim(-0.6, len(df) - 0.4)
+    ax.set_xticks(x, labels, rotation=30 if len(df) > 5 else 0, ha="right" if len(df) > 5 else "center")
     ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    style.title(fig, title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, under the title
+    return fig
+
+
+def plot(df: pd.DataFrame, path: Path, title: str, stamp_line: str = "") -> dict[str, Path]:
+    """The board's figure, ``stamp_line`` as its footer, as PNG (200 dpi), PDF and SVG beside ``path``."""
+    from .report import style
+
+    return style.save(style.render(lambda fig: figure(df, title, into=fig), stamp_line), path)
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any],
                       records: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
-    """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers), ``<name>.png`` and,
-    given the records behind it, ``<name>.records.jsonl`` (one per line), from which anyone can
-    recompute every number of the board."""
+    """Write ``<name>.md`` (stamped table with marks), ``<name>.tex`` (the same as a booktabs table),
+    ``<name>.csv`` (plain numbers), ``<name>.html`` (+ the folder's ``index.html``), the figure as
+    ``<name>.png/.pdf/.svg`` and, given the records behind it, ``<name>.records.jsonl`` (one per line),
+    from which anyone can recompute every number of the board; the stamp then names that file and its
+    content hash, so a reader can tell that the numbers come from exactly those records."""
+    import hashlib
     import json
+
+    from .report import html, latex
 
     if df.empty:
         raise ValueError("leaderboard is empty: nothing to write")
     out = Path(out_dir)
-    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "csv", "png")}
-    atomic_write_text(paths["md"], to_markdown(df, stamp, name))
-    atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
+    paths = {}
     if records:
-        paths["records"] = out / f"{name}.records.jsonl"
         rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
-        atomic_write_text(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        paths["records"] = atomic_write_text(out / f"{name}.records.jsonl", text)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        stamp = {**stamp, "records": f"{paths['records'].name} (sha256 {digest})"}
+    paths.update({ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")})
+    atomic_write_text(paths["md"], to_markdown(df, stamp, name))
+    atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
+    atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
     a = df.attrs
-    plot(df, paths["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, mean ± std over seeds; "
-                           f"stars vs {a.get('reference', 'tower')}")
+    paths.update(plot(df, out / f"{name}.png", f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
+                      f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
+                      " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
+    paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
     return paths
 
 

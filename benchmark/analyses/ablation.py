@@ -12,6 +12,7 @@ import pandas as pd
 from .. import reference as ref
 from .. import registry
 from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from ..report import style
 from . import common
 
 INITS = ("random", "imagenet", "moco", "gen-translation", "gen-mask", "gen-both", "con-both", "tower")
@@ -60,20 +61,24 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
     for t in paper.columns:
         table[f"paper_{t}"] = paper.loc[df["init"], t].to_numpy()
 
-    def draw(fig):
-        ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
-        common.draw_bars(ax, df, df.attrs["metric"])
-        ax.set_title(f"{name}: mean ± std over seeds, stars vs tower", fontsize=9)
-        col = paper.loc[df["init"], column] if column in paper else pd.Series(dtype=float)
-        ax2.barh(range(len(col)), col.to_numpy(), color="#dd8452", edgecolor="black", linewidth=0.5)
-        ax2.set_yticks(range(len(col)), list(col.index), fontsize=8)
-        ax2.invert_yaxis()
-        if len(col.dropna()):
-            lo, hi = col.min(), col.max()
-            ax2.set_xlim(lo - 0.2 * (hi - lo + 1e-6), hi + 0.1 * (hi - lo + 1e-6))
-        ax2.set_title(f"paper Table 2, {column} (same rows)", fontsize=9)
+    return common.write_outputs(out, name, stamp, table, body, lambda fig: draw(fig, df, paper, column))
 
-    return common.write_outputs(out, name, stamp, table, body, draw, size=(10.0, 4.5))
+
+def draw(fig, df: pd.DataFrame, paper: pd.DataFrame, column: str) -> None:
+    """Our seeds (left) beside the paper's Table 2 column for the same rows (right), both from 0."""
+    fig.set_size_inches(10.0, 4.5)
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1], sharey=True)
+    common.draw_dots(ax, df, df.attrs["metric"])
+    style.axis_title(ax, "here: every seed, mean ± 95% CI; stars vs tower")
+    col = paper.loc[df["init"], column] if column in paper else pd.Series(float("nan"), index=df["init"])
+    colors = style.colors(df["init"])
+    shown = col.notna().to_numpy()
+    ax2.scatter(col.to_numpy()[shown], [i for i, s in enumerate(shown) if s], marker="D", s=30,
+                color=[colors[i] for i, s in zip(df["init"], shown) if s], edgecolor="black", zorder=3)
+    ax2.set_xlim(0, max(ax.get_xlim()[1], (col.max() if shown.any() else 0) * 1.1))
+    ax2.tick_params(labelleft=False)
+    ax2.set_xlabel("paper (%)")
+    style.axis_title(ax2, f"paper Table 2, {column} (same rows)" if shown.any() else "paper Table 2: no such column")
 
 
 def fmt_rank(r) -> str:

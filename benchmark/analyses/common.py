@@ -1,4 +1,4 @@
-"""What every analysis shares: get the records (running what is missing), stamp, write Markdown + CSV + PNG.
+"""What every analysis shares: get the records (running what is missing), stamp, write Markdown + CSV + figures.
 
 Results come from ``benchmark.run.run`` and its store, so an analysis re-run reuses every finished
 pretraining and fine-tuning and only computes what is missing.
@@ -11,10 +11,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from zoo.io import atomic_write, atomic_write_text, package_version
+from zoo.io import atomic_write_text, package_version
 
 from .. import registry
 from ..config import budget as get_budget
+from ..report import style
 from ..run import console, run
 from ..store import ResultStore
 from ..tasks.base import Task
@@ -47,8 +48,8 @@ def gather(inits: list[str], task: str, budget: str, seeds: int, store: Path, fr
 
 def stamp(command: str, budget: str, task: str, records: list[Mapping[str, Any]], data: str | None = None,
           **extra: Any) -> dict[str, Any]:
-    """What produced an output: command, budget, data, date, versions (first lines of every file)."""
-    roots = sorted({str(r.get("config", {}).get("data_root")) for r in records if r.get("config", {}).get("data_root")})
+    """What produced an output: command, budget, data (by folder name, never the user's path), date, versions."""
+    roots = sorted({Path(r["config"]["data_root"]).name for r in records if r.get("config", {}).get("data_root")})
     where = f" from {', '.join(roots)}" if roots else " (embedded data)" if task.startswith("synth") else ""
     return {
         "command": command, "budget": budget, "data": (data or f"{len(records)} records of {task}") + where,
@@ -69,12 +70,9 @@ def markdown_table(df: pd.DataFrame) -> list[str]:
 
 
 def write_outputs(out_dir: Path, name: str, stamp_: Mapping[str, Any], table: pd.DataFrame, body: list[str],
-                  draw: Callable[[Any], None], size: tuple[float, float] = (7.0, 4.5),
-                  extra_csv: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
-    """``<name>.md`` (stamp, ``body`` lines), ``<name>.csv`` (``table``), ``<name>.png`` (``draw(fig)``),
-    plus ``<name>-<suffix>.csv`` for each ``extra_csv``; every file written atomically."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
+                  draw: Callable[[Any], None], extra_csv: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
+    """``<name>.md`` (stamp, ``body`` lines), ``<name>.csv`` (``table``), the figure ``draw(fig)`` as
+    ``<name>.png/.pdf/.svg``, plus ``<name>-<suffix>.csv`` for each ``extra_csv``; every file written atomically."""
     out = Path(out_dir)
     md = [f"# {name}", ""] + [f"- **{k}**: `{v}`" for k, v in stamp_.items()] + [""] + body + [""]
     paths = [atomic_write_text(out / f"{name}.md", "\n".join(md))]
@@ -82,34 +80,25 @@ def write_outputs(out_dir: Path, name: str, stamp_: Mapping[str, Any], table: pd
     paths.append(atomic_write_text(out / f"{name}.csv", header + table.to_csv(index=False)))
     for suffix, frame in (extra_csv or {}).items():
         paths.append(atomic_write_text(out / f"{name}-{suffix}.csv", header + frame.to_csv(index=False)))
-    fig = Figure(figsize=size, layout="constrained")
-    draw(fig)
-    fig.text(0.995, 0.002, f"{stamp_['command']} | {stamp_['date'][:10]}", ha="right", va="bottom", fontsize=6,
-             color="grey")
-    paths.append(atomic_write(out / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=120)))
+    fig = style.render(draw, footer_line(stamp_))
+    paths += style.save(fig, out / f"{name}.png").values()
     console.print("wrote " + ", ".join(str(p) for p in paths))
     return paths
 
 
-def colors(names: Iterable[str]) -> dict[str, Any]:
-    """A stable colour per init name across the panels of a figure."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {n: cmap(i % 10) for i, n in enumerate(dict.fromkeys(names))}
+def footer_line(stamp_: Mapping[str, Any]) -> str:
+    return f"{stamp_['command']} | {stamp_['date'][:10]}"
 
 
-def draw_bars(ax, df: pd.DataFrame, metric: str) -> None:
-    """A leaderboard frame on one axis: mean ± std per init, every seed as a dot, stars above."""
+def draw_dots(ax, df: pd.DataFrame, metric: str) -> None:
+    """A leaderboard frame on one axis: every seed as a dot, mean ± 95% CI, stars beside; the axis starts at 0."""
     y = list(range(len(df)))
-    ax.barh(y, df["mean"], xerr=df["std"].fillna(0.0), capsize=3, color="#9db4d6", edgecolor="black", linewidth=0.5)
+    style.seed_dots(ax, list(df.itertuples()), y, style.colors(df["init"]), horizontal=True, label_seeds=False)
+    right = [max(list(r.values) + [r.mean + (r.ci if pd.notna(r.ci) else 0.0)]) for r in df.itertuples()]
     for i, r in enumerate(df.itertuples()):
-        ax.scatter(r.values, [i] * len(r.values), s=10, color="black", zorder=3)
         if r.stars:
-            ax.text(max(r.values) , i, " " + r.stars, va="center")
-    values = [v for vs in df["values"] for v in vs] + list(df["mean"] - df["std"].fillna(0.0))
-    lo, hi = min(values), max(values + list(df["mean"] + df["std"].fillna(0.0)))
-    ax.set_xlim(lo - 0.1 * (hi - lo + 1e-6), hi + 0.15 * (hi - lo + 1e-6))
+            ax.annotate(r.stars, (right[i], i), xytext=(4, 0), textcoords="offset points", va="center")
+    ax.set_xlim(0, max(right) * 1.15 if right and max(right) > 0 else 1.0)
+    ax.set_ylim(len(df) - 0.5, -0.5)  # best on top
     ax.set_yticks(y, list(df["init"]), fontsize=8)
-    ax.invert_yaxis()
     ax.set_xlabel(f"test {metric} (%)")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..report import style
 from ..stats import summarize
 from . import common
 
@@ -61,19 +62,21 @@ def convergence_table(groups: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def draw_curves(ax, groups: dict[str, list[dict]], colors: dict, metric: str) -> None:
-    """Mean validation curve ± std per init; dots: each seed's best epoch; crosses: where it stopped."""
+    """Mean validation curve per init over a thin line per seed; dots: each seed's best check; crosses: its stop."""
     for init, recs in groups.items():
         curves = [r["curve"] for r in recs]
-        mean, std = mean_curve(curves)
-        epochs = np.arange(1, len(mean) + 1)
-        ax.plot(epochs, mean, color=colors[init], label=init)
-        ax.fill_between(epochs, mean - std, mean + std, color=colors[init], alpha=0.15)
+        mean, _ = mean_curve(curves)
+        for c in curves:
+            ax.plot(np.arange(1, len(c) + 1), c, color=colors[init], lw=0.6, alpha=0.35)
+        ax.plot(np.arange(1, len(mean) + 1), mean, color=colors[init], lw=2, label=init)
         ax.scatter([best_check(r) + 1 for r in recs], [r["curve"][best_check(r)] for r in recs],
                    color=colors[init], s=18, zorder=3, edgecolor="black", linewidth=0.4)
         ax.scatter([len(c) for c in curves], [c[-1] for c in curves], color=colors[init], marker="x", s=20, zorder=3)
+    style.integer_axis(ax.xaxis)
+    ax.set_ylim(0, None)
     ax.set_xlabel("fine-tuning validation check")
     ax.set_ylabel(f"validation {metric} (%)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def body_table(table: pd.DataFrame) -> list[str]:
@@ -109,9 +112,11 @@ def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, init
             "init). Mean curves average all seeds; a stopped seed counts with its best score (the model it keeps).", ""]
     body += body_table(table) + [f"- note: {n}" for n in notes]
 
-    def draw(fig):
-        draw_curves(fig.subplots(), groups, common.colors(groups), metric)
-        fig.axes[0].set_title(f"{task} ({budget}): validation curves, mean ± std over {seeds} seeds; "
-                              "dots = best epoch, x = stopped", fontsize=8)
+    return common.write_outputs(out, name, stamp, table, body,
+                                lambda fig: draw(fig, groups, task, budget, seeds, metric))
 
-    return common.write_outputs(out, name, stamp, table, body, draw)
+
+def draw(fig, groups: dict[str, list[dict]], task: str, budget: str, seeds: int, metric: str) -> None:
+    draw_curves(fig.subplots(), groups, style.colors(groups), metric)
+    style.title(fig, f"{task} ({budget}): validation curves over {seeds} seeds (thin: each seed, thick: the mean); "
+                     "dots = best check, x = stopped")

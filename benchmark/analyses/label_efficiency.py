@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import reference as ref
 from ..errors import ConfigError
+from ..report import style
 from ..stats import summarize
 from . import common
 
@@ -139,27 +140,37 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
     body += common.markdown_table(summary[["init", "label_fraction", "n", "mean", "std"]])
     body += [f"- note: {n}" for n in notes]
 
-    def draw(fig):
-        ax = fig.subplots()
-        col = common.colors(data)
-        for init, by_fraction in data.items():
-            fr = sorted(by_fraction)
-            s = [summarize(by_fraction[f]) for f in fr]
-            m = np.array([x.mean for x in s])
-            sd = np.nan_to_num(np.array([x.std for x in s]))
-            ax.plot(fr, m, "o-", color=col[init], label=init)
-            ax.fill_between(fr, m - sd, m + sd, color=col[init], alpha=0.2)
-        for refname in references:
-            if 1.0 in data.get(refname, {}):
-                ax.axhline(np.mean(data[refname][1.0]), color=col[refname], ls=":", lw=1)
-        for row in costs[costs["reference"] == f"{references[0]} @ 100%"].itertuples() if len(costs) else ():
-            if math.isfinite(row.fraction):
-                ax.axvline(row.fraction, color=col[row.init], ls="--", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("label fraction (log scale)")
-        ax.set_ylabel(f"test {metric} (%)")
-        ax.set_title(f"{task} ({budget}): mean ± std over seeds; dotted: references at 100%, "
-                     f"dashed: where each init reaches {references[0]} @ 100%", fontsize=8)
-        ax.legend(fontsize=8)
+    return common.write_outputs(out, name, stamp, costs, body,
+                                lambda fig: draw(fig, data, costs, references, task, budget, metric),
+                                extra_csv={"curves": summary})
 
-    return common.write_outputs(out, name, stamp, costs, body, draw, extra_csv={"curves": summary})
+
+def draw(fig, data: dict[str, dict[float, list[float]]], costs: pd.DataFrame, references: Sequence[str], task: str,
+         budget: str, metric: str) -> None:
+    """Every seed as a dot and the mean ± 95% CI per fraction on a percent axis; dotted: the references at 100%,
+    dashed: where each init reaches the first reference."""
+    ax = fig.subplots()
+    col = style.colors(data)
+    inits = list(data)
+    for k, (init, by_fraction) in enumerate(data.items()):
+        fr = sorted(by_fraction)
+        s = [summarize(by_fraction[f]) for f in fr]
+        shift = 1 + 0.04 * (k - (len(inits) - 1) / 2)  # side by side on the log axis, so the bars do not hide
+        x = [f * shift for f in fr]
+        for xi, f in zip(x, fr):
+            ax.scatter([xi] * len(by_fraction[f]), by_fraction[f], s=10, color=col[init], alpha=0.5, edgecolor="none")
+        ax.errorbar(x, [v.mean for v in s], yerr=np.nan_to_num([v.ci for v in s]), fmt="o-", color=col[init],
+                    capsize=3, markersize=4, label=init)
+    for refname in references:
+        if 1.0 in data.get(refname, {}):
+            ax.axhline(np.mean(data[refname][1.0]), color=col[refname], ls=":", lw=1)
+    for row in costs[costs["reference"] == f"{references[0]} @ 100%"].itertuples() if len(costs) else ():
+        if math.isfinite(row.fraction):
+            ax.axvline(row.fraction, color=col[row.init], ls="--", lw=0.8)
+    style.percent_fraction_axis(ax, sorted({f for by_fraction in data.values() for f in by_fraction}))
+    ax.set_ylim(0, None)
+    ax.set_xlabel("labelled training images (log scale)")
+    ax.set_ylabel(f"test {metric} (%)")
+    style.title(fig, f"{task} ({budget}): every seed, mean ± 95% CI; dotted: references at 100%, dashed: where each "
+                     f"init reaches {references[0]} @ 100%")
+    ax.legend(fontsize=8, loc="lower right")  # below the curves: the axis starts at 0

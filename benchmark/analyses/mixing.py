@@ -15,6 +15,7 @@ from .. import registry
 from ..config import budget as get_budget
 from ..errors import ConfigError
 from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from ..report import style
 from ..run import finetune_config, finetune_stored, pretrained_init
 from ..store import ResultStore
 from . import common
@@ -84,11 +85,14 @@ def mixing(task: str, budget: str, seeds: int, store: Path, out: Path, pairs: li
     table = df[CSV_COLUMNS].merge(conv[["init", "best_epoch_mean", "best_epoch_std", "auc_mean", "auc_std", "horizon"]],
                                   on="init", how="left")
 
-    def draw(fig):
-        ax, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
-        common.draw_bars(ax, df, df.attrs["metric"])
-        ax.set_title(f"{name}: test, stars vs {labels[0]}", fontsize=9)
-        draw_curves(ax2, groups, common.colors(labels), df.attrs["metric"])
-        ax2.set_title("validation curves, mean ± std (dots: best, x: stopped)", fontsize=9)
+    return common.write_outputs(out, name, stamp, table, body, lambda fig: draw(fig, df, groups, labels))
 
-    return common.write_outputs(out, name, stamp, table, body, draw, size=(11.0, 4.5))
+
+def draw(fig, df, groups: dict[str, list[dict]], labels: list[str]) -> None:
+    """Test scores (left) beside the validation curves of the same runs (right)."""
+    fig.set_size_inches(11.0, 4.5)
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    common.draw_dots(ax, df, df.attrs["metric"])
+    style.axis_title(ax, f"test: every seed, mean ± 95% CI; stars vs {labels[0]}")
+    draw_curves(ax2, groups, style.colors(labels), df.attrs["metric"])
+    style.axis_title(ax2, "validation curves (thin: each seed; dots: best, x: stopped)")

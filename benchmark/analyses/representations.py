@@ -18,6 +18,7 @@ from zoo.hub import imagenet_weights_reachable, load_init
 from .. import registry
 from ..config import budget as get_budget
 from ..errors import ConfigError
+from ..report import style
 from ..run import pretrained_init
 from . import common
 
@@ -87,15 +88,23 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
     body += common.markdown_table(table) + ["", "The t-SNE (PNG) shows the test features, coloured by class."]
     body += [f"- note: {n}" for n in notes]
 
-    def draw(fig):
-        axes = np.atleast_1d(fig.subplots(1, len(points)))
-        for ax, (init, (xy, y)) in zip(axes, points.items()):
-            sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="viridis", s=14, edgecolor="black", linewidth=0.3)
-            row = table[table["init"] == init].iloc[0]
-            ax.set_title(f"{init}\n" + ", ".join(f"{k}-NN {row[f'knn{k}']:.1f}%" for k in ks), fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.colorbar(sc, ax=list(axes), label="class", ticks=sorted(set(points[next(iter(points))][1].tolist())))
-        fig.suptitle(f"{name}: t-SNE of pooled encoder features (test split)", fontsize=9)
+    return common.write_outputs(out, name, stamp, table, body, lambda fig: draw(fig, points, table, ks, name))
 
-    return common.write_outputs(out, name, stamp, table, body, draw, size=(3.2 * len(points) + 1.0, 3.6))
+
+def draw(fig, points: dict[str, tuple[np.ndarray, np.ndarray]], table: pd.DataFrame, ks: list[int], name: str) -> None:
+    """One t-SNE panel per init, a discrete colour per class (a legend, not a colour bar: classes are not a scale)."""
+    from matplotlib.lines import Line2D
+
+    fig.set_size_inches(3.2 * len(points) + 1.2, 3.8)
+    axes = np.atleast_1d(fig.subplots(1, len(points)))
+    classes = sorted({int(c) for _, y in points.values() for c in y})
+    col = style.class_colors(classes)
+    for ax, (init, (xy, y)) in zip(axes, points.items()):
+        ax.scatter(xy[:, 0], xy[:, 1], c=[col[int(c)] for c in y], s=14, edgecolor="black", linewidth=0.3)
+        row = table[table["init"] == init].iloc[0]
+        style.axis_title(ax, f"{init}\n" + ", ".join(f"{k}-NN {row[f'knn{k}']:.1f}%" for k in ks))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [Line2D([], [], ls="", marker="o", color=col[c], markeredgecolor="black", label=str(c)) for c in classes]
+    fig.legend(handles=handles, title="class", fontsize=7, title_fontsize=7, loc="outside right upper")
+    style.title(fig, f"{name}: t-SNE of pooled encoder features (test split)")
