@@ -201,6 +201,7 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
     for task_name in tasks:
         root = task_root(data_root, task_name, len(tasks) > 1)
         task = registry.make_task(task_name, root, b.image_size)
+        root = registry.own_manifest(task_name) or root  # own data: rebuilt from its manifest where jobs run
         try:
             task.load("train")
         except DataError as err:
