@@ -134,12 +134,13 @@ class OwnTask(Task):
 def decode(path: Path, where: str, mode: str | None, size: int | None) -> np.ndarray:
     """One file as uint8 (H, W[, C]) at ``size`` squared: images bilinear in ``mode``, masks (mode None) nearest.
 
-    A mask keeps its values: palette indices stay ids, 1-bit becomes 0/255, anything else becomes grey.
+    A mask keeps its values: indices into a colour palette stay ids (VOC-style masks), 1-bit becomes 0/255,
+    anything else (a grey palette too: GIFs store 0/255 masks so) becomes grey levels.
     """
     try:
         with Image.open(path) as img:
             img.load()
-            if mode is None and img.mode not in ("P", "L"):
+            if mode is None and not (img.mode == "L" or img.mode == "P" and not grey_palette(img)):
                 img = img.convert("L")
             elif mode is not None and img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(img, dtype=np.int64)  # 16-bit grey: scaled by its bit depth
@@ -152,6 +153,12 @@ def decode(path: Path, where: str, mode: str | None, size: int | None) -> np.nda
             return np.asarray(img, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{where}: {path}: unreadable or truncated image ({err})") from None
+
+
+def grey_palette(img: Image.Image) -> bool:
+    """Whether every palette entry a P image uses is grey."""
+    rgb = np.asarray(img.convert("RGB")).reshape(-1, 3)
+    return bool((rgb == rgb[:, :1]).all())
 
 
 def native_size(path: Path, where: str) -> tuple[int, int]:
@@ -171,19 +178,28 @@ def check_same_size(s: Sample) -> None:
 
 
 def mask_classes(masks: list[np.ndarray], samples: list[Sample], given: int | None) -> tuple[np.ndarray, int]:
-    """(class-id targets, number of classes): masks that are all 0/255 are binary, else values are class ids."""
+    """(class-id targets, number of classes) of all masks, which share one convention.
+
+    With 255 in any mask (and no ``--num-classes``), masks are 0/255 and any other value is wrong;
+    otherwise values are class ids below ``given`` (or ``MAX_INFERRED_CLASSES``: more look like grey levels).
+    """
     values = sorted(set().union(*(np.unique(m).tolist() for m in masks)))
-    stacked = np.stack(masks)
-    if set(values) <= {0, 255} and given in (None, 2):
-        return (stacked > 0).astype(np.uint8), 2
+    binary = given is None and 255 in values
     limit = given or MAX_INFERRED_CLASSES
+    expected = ("0/255 like the other masks (or class ids)" if binary else f"class ids < {given} (--num-classes)"
+                if given else f"0/255, 0/1 or class ids < {MAX_INFERRED_CLASSES} (or pass --num-classes)")
+
+    def bad_values(m: np.ndarray) -> np.ndarray:
+        return np.setdiff1d(m, (0, 255)) if binary else np.unique(m[m >= limit])
+
     for m, s in zip(masks, samples):
-        bad = np.unique(m[m >= limit])
+        bad = bad_values(m)
         if len(bad):
-            expected = (f"class ids < {given} (--num-classes)" if given else
-                        f"0/255, 0/1 or class ids < {MAX_INFERRED_CLASSES} (or pass --num-classes)")
             raise DataError(f"{s.where}: mask {s.mask.name} has values {bad[:8].tolist()} that are not classes; "
                             f"expected {expected}")
+    stacked = np.stack(masks)
+    if binary:
+        return (stacked > 0).astype(np.uint8), 2
     return stacked.astype(np.uint8), given or max(2, values[-1] + 1)
 
 
