@@ -85,6 +85,8 @@ def resolve_task(spec: str, **own_options) -> str:
     given = {k: v for k, v in own_options.items() if v is not None}
     path = own_path(spec)
     if path is None:
+        if spec not in TASKS and spec not in OWN and (spec.lower().endswith(".csv") or "/" in spec):
+            raise FileNotFoundError(f"--task {spec}: no such CSV manifest or data folder")
         if given and spec in TASKS:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise ValueError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")

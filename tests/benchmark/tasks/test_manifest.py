@@ -228,3 +228,19 @@ def test_bad_input_is_one_line_on_the_cli(tmp_path, capsys):
     res = cli(capsys, "finetune", "--task", path, "--budget", "smoke", "--store", tmp_path / "results")
     assert res.code == 2 and len(res.error_lines) == 1
     assert str(path) in res.error_lines[0] and where in res.error_lines[0]
+
+
+def test_show_views_and_analyse_take_own_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write_image_folder(tmp_path / "lesions")
+    res = cli(capsys, "show-views", "--task", data, "--modality", "fundus", "--image-size", "32", "--n", "2",
+              "--out", "views.png")
+    assert res.code == 0 and "rays" in res.out, res.err
+    assert Image.open(tmp_path / "views.png").size[0] > 0
+    res = cli(capsys, "analyse", "convergence", "--task", data, "--budget", "smoke", "--seeds", "1",
+              "--inits", "random", "--store", "results", "--out", "boards")
+    assert res.code == 0, res.err
+    name = registry.resolve_task(str(data))
+    assert [json.loads(p.read_text())["task"] for p in (tmp_path / "results").rglob("*.json")] == [name]
+    res = cli(capsys, "finetune", "--task", tmp_path / "nowhere.csv", "--budget", "smoke")
+    assert res.code == 2 and "nowhere.csv: no such CSV manifest or data folder" in res.error_lines[0]
