@@ -107,10 +107,11 @@ def task_class(name: str, data_root: str | Path | None = None):
     """A registered task's class, or an own-data task's: made here, or rebuilt from its manifest ``data_root``."""
     if name in OWN:
         return OWN[name]
-    rebuilt = re.fullmatch(r".+-[0-9a-f]{8}", name) and own_path(data_root)  # a made name in another process
-    if name not in TASKS and (own_path(name) or rebuilt):
-        made = resolve_task(name if own_path(name) else str(data_root))
-        if own_path(name) is None and made != name:
+    if own_path(name):
+        return OWN[resolve_task(name)]
+    if name not in TASKS and re.fullmatch(r".+-[0-9a-f]{8}", name) and own_path(data_root):  # made elsewhere
+        made = resolve_task(str(data_root))
+        if made != name:
             from .tasks.base import DataError
 
             raise DataError(f"{data_root} is now task {made}, not {name}: its files changed, or {name} was made "

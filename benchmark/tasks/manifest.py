@@ -63,12 +63,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-.") or "data"
 
 
-def check_modality(modality: str) -> str:
+def check_modality(modality: str) -> None:
     from tower.proxy import MODALITY_MASKS
 
     if modality not in MODALITY_MASKS:
         raise DataError(f"unknown --modality {modality!r}; known: {', '.join(MODALITY_MASKS)}")
-    return modality
 
 
 class OwnTask(Task):
@@ -78,7 +77,6 @@ class OwnTask(Task):
     classes: ClassVar[tuple[str, ...]]  # classification: label index -> class name
     options: ClassVar[OwnOptions]
     manifest: ClassVar[Path]
-    metric = "auc"
     source = "your own files"
 
     def __init__(self, data_root=None, image_size=None, seed: int = 0):
