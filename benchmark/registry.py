@@ -5,6 +5,8 @@ Entries are import strings so that listing names imports nothing heavy.
 from __future__ import annotations
 
 import importlib
+import re
+from pathlib import Path
 
 from .errors import ConfigError, UnknownNameError
 
@@ -65,7 +67,58 @@ def method_spec(name: str) -> tuple[str, dict]:
     return name, {}
 
 
-def task_class(name: str):
+# Own-data tasks (a CSV manifest or a folder, benchmark/tasks/manifest.py) made in this process, by task name.
+OWN: dict[str, type] = {}
+
+
+def own_path(spec: str | Path | None) -> Path | None:
+    """``spec`` as own data: an existing .csv file or folder that is not a registered task's name."""
+    if spec is None or str(spec) in TASKS:
+        return None
+    path = Path(spec)
+    return path.resolve() if (path.is_file() and path.suffix.lower() == ".csv") or path.is_dir() else None
+
+
+def resolve_task(spec: str, **own_options) -> str:
+    """The task name of ``spec``: a registered or known name as is; own data becomes a task, remembered here.
+
+    ``own_options`` (modality, num_classes, split_seed, image_size; None = unset) apply to own data only.
+    """
+    given = {k: v for k, v in own_options.items() if v is not None}
+    path = own_path(spec)
+    if path is None:
+        if spec not in TASKS and spec not in OWN and (spec.lower().endswith(".csv") or "/" in spec):
+            raise FileNotFoundError(f"--task {spec}: no such CSV manifest or data folder")
+        if given and spec in TASKS:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")
+        return spec
+    from .tasks.manifest import OwnOptions, own_task_class
+
+    cls = own_task_class(path, OwnOptions(**given))
+    OWN[cls.name] = cls
+    return cls.name
+
+
+def own_manifest(name: str) -> Path | None:
+    """The manifest (CSV or folder) of own-data task ``name`` made in this process: its ``data_root``."""
+    return OWN[name].manifest if name in OWN else None
+
+
+def task_class(name: str, data_root: str | Path | None = None):
+    """A registered task's class, or an own-data task's: made here, or rebuilt from its manifest ``data_root``."""
+    if name in OWN:
+        return OWN[name]
+    if own_path(name):
+        return OWN[resolve_task(name)]
+    if name not in TASKS and re.fullmatch(r".+-[0-9a-f]{8}", name) and own_path(data_root):  # made elsewhere
+        made = resolve_task(str(data_root))
+        if made != name:
+            from .tasks.base import DataError
+
+            raise DataError(f"{data_root} is now task {made}, not {name}: its files changed, or {name} was made "
+                            "with --modality/--num-classes/--split-seed that this process was not given")
+        return OWN[made]
     return _load("task", TASKS, name)
 
 
@@ -80,7 +133,7 @@ def make_task(name: str, data_root=None, image_size: int | None = None, **kwargs
     task is refused with the budgets that are large enough. Deterministic in (name, image_size), so a job
     rebuilt elsewhere from its config gets the same inputs.
     """
-    cls = task_class(name)
+    cls = task_class(name, data_root)
     size = image_size or cls.image_size
     if size >= cls.min_size:
         return cls(data_root, size, **kwargs)

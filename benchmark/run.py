@@ -199,9 +199,10 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
     store = ResultStore(store_root)
     b = get_budget(budget)
     out = Plan()
-    for task_name in tasks:
+    for task_name in map(registry.resolve_task, tasks):  # own data given as a path: its task name
         root = task_root(data_root, task_name, len(tasks) > 1)
         task = registry.make_task(task_name, root, b.image_size)
+        root = registry.own_manifest(task_name) or root  # own data: rebuilt from its manifest where jobs run
         try:
             task.load("train")
         except DataError as err:

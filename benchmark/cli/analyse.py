@@ -22,14 +22,18 @@ from .options import (
     ImagenetWeights,
     Inits,
     Ks,
+    Modality,
     NBoot,
+    NumClasses,
     PairedSeeds,
     Pairs,
     Progress,
     References,
     Seeds,
+    SplitSeed,
     Store,
     Task,
+    resolve_tasks,
     split_list,
 )
 
@@ -45,6 +49,15 @@ def _path_str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+def _own(task: str, data_root: Path | None, modality: str | None, num_classes: int | None,
+         split_seed: int | None) -> tuple[str, Path | None]:
+    """(task name, data root): own data (a CSV or folder) becomes its task, its manifest the data root."""
+    from benchmark import registry
+
+    task = resolve_tasks(task, modality, num_classes, split_seed)
+    return task, registry.own_manifest(task) or data_root
+
+
 @app.command("ablation")
 def ablation_command(
     task: Task = "synth-fundus",
@@ -56,11 +69,15 @@ def ablation_command(
     store: Store = DEFAULT_STORE,
     out: Boards = DEFAULT_BOARDS,
     progress: Progress = False,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
     from benchmark.analyses import ablation
     from benchmark.run import command_line
 
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
     ablation.ablation(task, budget, seeds, store, out, _list(inits, ablation.INITS), data_root,
                       _path_str(imagenet_weights), command_line(), progress)
 
@@ -79,11 +96,15 @@ def label_efficiency_command(
     store: Store = DEFAULT_STORE,
     out: Boards = DEFAULT_BOARDS,
     progress: Progress = False,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
     from benchmark.analyses import label_efficiency as le
     from benchmark.run import command_line
 
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
     le.label_efficiency(task, budget, seeds, store, out, _list(inits, le.INITS), _list(fractions, le.FRACTIONS, float),
                         _list(references, le.REFERENCES), n_boot, data_root, _path_str(imagenet_weights),
                         command_line(), progress)
@@ -100,11 +121,15 @@ def convergence_command(
     store: Store = DEFAULT_STORE,
     out: Boards = DEFAULT_BOARDS,
     progress: Progress = False,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
     from benchmark.analyses import convergence
     from benchmark.run import command_line
 
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
     convergence.convergence(task, budget, seeds, store, out, _list(inits, convergence.INITS), data_root,
                             _path_str(imagenet_weights), command_line(), progress)
 
@@ -120,11 +145,15 @@ def mixing_command(
     store: Store = DEFAULT_STORE,
     out: Boards = DEFAULT_BOARDS,
     progress: Progress = False,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
     from benchmark.analyses import mixing
     from benchmark.run import command_line
 
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
     mixing.mixing(task, budget, seeds, store, out, _list(pairs, mixing.PAIRS), data_root,
                   _path_str(imagenet_weights), command_line(), progress)
 
@@ -139,10 +168,14 @@ def representations_command(
     imagenet_weights: ImagenetWeights = None,
     out: Boards = DEFAULT_BOARDS,
     progress: Progress = False,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
     from benchmark.analyses import representations as rep
     from benchmark.run import command_line
 
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
     rep.representations(task, budget, out, _list(inits, rep.INITS), _list(ks, rep.KS, int), data_root,
                         _path_str(imagenet_weights), command_line(), progress)

@@ -9,13 +9,18 @@ from .options import (
     DataRoot,
     Epochs,
     ImagenetWeights,
+    ImageSize,
     Init,
     InitDecoder,
     LabelFraction,
     Lr,
+    Modality,
+    NumClasses,
     Seed,
+    SplitSeed,
     Store,
     Task,
+    resolve_tasks,
 )
 
 
@@ -32,6 +37,10 @@ def finetune_command(
     data_root: DataRoot = None,
     imagenet_weights: ImagenetWeights = None,
     store: Store = DEFAULT_STORE,
+    image_size: ImageSize = None,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Fine-tune one init on one task with one seed and store the result record."""
     import typer
@@ -41,7 +50,9 @@ def finetune_command(
     from benchmark.finetune import FinetuneConfig, finetune
     from benchmark.store import ResultStore
 
-    task_obj = registry.make_task(task, data_root, get_budget(budget).image_size)
+    task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
+    data_root = registry.own_manifest(task) or data_root
+    task_obj = registry.make_task(task, data_root, image_size or get_budget(budget).image_size)
     cfg = FinetuneConfig.from_budget(
         budget, task_obj, task, init=init, init_decoder=init_decoder, seed=seed, label_fraction=label_fraction,
         batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root, imagenet_weights=imagenet_weights,

@@ -10,8 +10,12 @@ from .options import (
     BudgetFilter,
     Holm,
     LabelFraction,
+    Modality,
+    NumClasses,
     Reference,
+    SplitSeed,
     Store,
+    resolve_tasks,
 )
 
 
@@ -24,9 +28,13 @@ def leaderboard_command(
     budget: BudgetFilter = None,
     label_fraction: LabelFraction = 1.0,
     name: BoardName = None,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
     from benchmark.leaderboard import refresh_leaderboard
 
+    task = resolve_tasks(task, modality, num_classes, split_seed)
     refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
                         label_fraction=label_fraction, name=name)

@@ -49,7 +49,7 @@ PretrainSeeds = Annotated[int, typer.Option(
          "std is fine-tuning variance only)")]
 PairedSeeds = Annotated[int, typer.Option("--seeds", min=2, help="fine-tuning seeds per init (>= 2 for p-values)")]
 Seed = Annotated[int, typer.Option("--seed", help="random seed (initialisation, batch order, views)")]
-Task = Annotated[str, typer.Option("--task", help="a task (tower-bench tasks)")]
+Task = Annotated[str, typer.Option("--task", help="a task (tower-bench tasks), a CSV manifest or a data folder")]
 Method = Annotated[str, typer.Option("--method", help="pretraining method (tower-bench methods)")]
 Store = Annotated[Path, typer.Option("--store", help="results store (one JSON file per record)")]
 Boards = Annotated[Path, typer.Option("--out", help="folder the Markdown, CSV and PNG files are written to")]
@@ -73,10 +73,31 @@ Epochs = Annotated[Optional[int], typer.Option(
 Inits = Annotated[Optional[str], typer.Option(
     "--inits", help="comma-separated inits and variants (default: the paper's for this analysis)")]
 
+# ----------------------------------------------------------------------------- own data (--task PATH)
+Modality = Annotated[Optional[str], typer.Option(
+    "--modality", help="own data: fundus | xray | ct | ultrasound | ... (picks TOWER's mask; default generic: blocks)")]
+NumClasses = Annotated[Optional[int], typer.Option(
+    "--num-classes", min=2, help="own data: classes when the data does not show them all (masks: incl. background)")]
+SplitSeed = Annotated[Optional[int], typer.Option(
+    "--split-seed", help="own data without a split: the seed of its 70/10/20 train/val/test cut")]
+
+
+def resolve_tasks(spec: str, modality: str | None, num_classes: int | None, split_seed: int | None,
+                  image_size: int | None = None) -> str:
+    """``--task`` with own data (a CSV manifest or a folder) turned into task names; registered names as they are."""
+    from benchmark import registry
+
+    if spec == "all":
+        return spec
+    return ",".join(registry.resolve_task(t, modality=modality, num_classes=num_classes, split_seed=split_seed,
+                                          image_size=image_size) for t in split_list(spec))
+
+
 # ----------------------------------------------------------------------------- run
 Methods = Annotated[str, typer.Option("--method", help="a method, an ablation variant (gen-translation, gen-mask, "
                                       "gen-both, con-both), a comma-separated list, random, imagenet, or all")]
-Tasks = Annotated[str, typer.Option("--task", help="a task, a comma-separated list, or all")]
+Tasks = Annotated[str, typer.Option(
+    "--task", help="a task, a CSV manifest or a data folder, a comma-separated list, or all")]
 Launcher = Annotated[str, typer.Option(
     "--launcher",
     help="inline (this process) | local (submitit workers on this machine) | slurm (submitit array jobs)")]
@@ -96,7 +117,7 @@ SlurmOption = Annotated[list[str], typer.Option(
 
 # ----------------------------------------------------------------------------- pretrain
 PretrainTask = Annotated[str, typer.Option(
-    "--task", help="task whose training split is pretrained on (tower-bench tasks)")]
+    "--task", help="task whose training split is pretrained on (tower-bench tasks, a CSV manifest or a data folder)")]
 Encoder = Annotated[Optional[str], typer.Option("--encoder", help="timm encoder (default: the budget's)")]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="stop after this many steps")]
 Hparams = Annotated[list[str], typer.Option("--hparam", help="method hyper-parameter KEY=VALUE (repeatable)")]
@@ -116,7 +137,8 @@ InitDecoder = Annotated[Optional[str], typer.Option(
     "--init-decoder", help="segmentation: take the decoder from another init")]
 
 # ----------------------------------------------------------------------------- leaderboard
-BoardTask = Annotated[str, typer.Argument(help="the task whose leaderboard is built (tower-bench tasks)")]
+BoardTask = Annotated[str, typer.Argument(
+    help="the task whose leaderboard is built (tower-bench tasks, a CSV manifest or a data folder)")]
 Holm = Annotated[bool, typer.Option("--holm/--no-holm", help="Holm-correct the p-values over the rows")]
 BudgetFilter = Annotated[Optional[str], typer.Option(
     "--budget", help="only records of this budget (default: every budget in the store)")]

@@ -29,10 +29,14 @@ from .options import (
     Lr,
     MaxSteps,
     Method,
+    Modality,
+    NumClasses,
     PretrainTask,
     Resume,
     RunDir,
     Seed,
+    SplitSeed,
+    resolve_tasks,
 )
 
 
@@ -86,6 +90,9 @@ def pretrain_command(
     bf16: Bf16 = None,
     compile: Compile = False,
     gpus: Gpus = 1,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
@@ -94,6 +101,8 @@ def pretrain_command(
 
     if gpus > 1 and not _launched_by_torchrun():
         relaunch(gpus)
+    task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
+    data_root = registry.own_manifest(task) or data_root
     kind = registry.task_class(task).kind
     cfg = PretrainConfig.from_budget(
         budget, kind, method=method, task=task, hparams=parse_hparams(hparam), encoder=encoder, epochs=epochs,

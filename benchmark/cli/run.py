@@ -21,17 +21,21 @@ from .options import (
     Launcher,
     MemGb,
     Methods,
+    Modality,
+    NumClasses,
     Partition,
     PretrainSeeds,
     Progress,
     Reference,
     Seeds,
     SlurmOption,
+    SplitSeed,
     Store,
     Tasks,
     TimeoutMin,
     WorkerGpus,
     Workers,
+    resolve_tasks,
 )
 
 
@@ -59,6 +63,9 @@ def run_command(
     cpus_per_job: CpusPerJob = None,
     array_parallelism: ArrayParallelism = None,
     slurm_option: SlurmOption = [],
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
     from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
@@ -74,6 +81,7 @@ def run_command(
     chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
                            timeout_min=timeout_min, progress=progress)
     command = command_line()
+    task = resolve_tasks(task, modality, num_classes, split_seed)
     try:
         paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,

@@ -1,7 +1,20 @@
 """``tower-bench show-views``: a picture of what a method trains on, to check its proxy task by eye."""
 from __future__ import annotations
 
-from .options import DataRoot, ImageSize, Method, Model, Picture, Samples, Seed, Task
+from .options import (
+    DataRoot,
+    ImageSize,
+    Method,
+    Modality,
+    Model,
+    NumClasses,
+    Picture,
+    Samples,
+    Seed,
+    SplitSeed,
+    Task,
+    resolve_tasks,
+)
 
 
 def show_views_command(
@@ -13,9 +26,13 @@ def show_views_command(
     data_root: DataRoot = None,
     image_size: ImageSize = None,
     seed: Seed = 0,
+    modality: Modality = None,
+    num_classes: NumClasses = None,
+    split_seed: SplitSeed = None,
 ) -> None:
     """Draw a method's views (and the restoration of a pretrained model) as a PNG grid."""
     from benchmark.views import show_views
 
+    task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     path = show_views(method, task, model=model, n=n, out=out, data_root=data_root, image_size=image_size, seed=seed)
     print(path)
