@@ -8,7 +8,7 @@ import importlib
 import re
 from pathlib import Path
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, MissingFileError, UnknownNameError
 
 METHODS: dict[str, str] = {
     "tower": "tower.method:Tower",
@@ -88,10 +88,10 @@ def resolve_task(spec: str, **own_options) -> str:
     path = own_path(spec)
     if path is None:
         if spec not in TASKS and spec not in OWN and (spec.lower().endswith(".csv") or "/" in spec):
-            raise FileNotFoundError(f"--task {spec}: no such CSV manifest or data folder")
+            raise MissingFileError(f"--task {spec}: no such CSV manifest or data folder")
         if given and spec in TASKS:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise ValueError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")
+            raise ConfigError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")
         return spec
     from .tasks.manifest import OwnOptions, own_task_class
 
