@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from zoo.hub import imagenet_weights_reachable
-
 from .. import registry
 from ..config import budget as get_budget
+from ..inits import imagenet_weights_reachable
 from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
 from ..run import finetune_config, finetune_stored, pretrained_init
 from ..store import ResultStore

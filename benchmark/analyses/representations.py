@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 
 from zoo import UNetConfig
-from zoo.hub import imagenet_weights_reachable, load_init
 
 from .. import registry
 from ..config import budget as get_budget
+from ..inits import imagenet_weights_reachable, load_init
 from ..run import pretrained_init
 from . import common
 

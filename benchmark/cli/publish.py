@@ -19,9 +19,9 @@ def publish_command(
     console = Console()
     validate_folder(path)
     net = from_pretrained(path, strict=True)  # the exact files that go up must load back
-    tb = net.pretrained_config["tower_bench"]
-    console.print(f"[green]ok[/green] {path}: {net.config.encoder} U-Net, method {tb['method']}, "
-                  f"protocol {tb['protocol_hash']}")
+    info = net.pretrained_cfg
+    console.print(f"[green]ok[/green] {path}: {net.config.encoder} U-Net, method {info.method}, "
+                  f"protocol {info.protocol_hash}")
     if dry_run:
         for name in FILES:
             console.print(f"  {name}  {(path / name).stat().st_size:,} bytes")
