@@ -25,6 +25,10 @@ def _labels(result: dict) -> str:
     return "" if fraction is None else f"{100 * fraction:g}% labels"
 
 
+def _budget(result: dict) -> str:
+    return f"{result['budget']} budget" if result.get("budget") else ""
+
+
 def _metric_name(result: dict) -> str:
     """E.g. ``dice, mean ± std of 10 seeds (80.1 ± 0.4)``: model-index has no field for the spread."""
     if "n" not in result or "std" not in result:
@@ -41,7 +45,7 @@ def _front_matter(info: ExportInfo, name: str) -> str:
             task_type=_task_type(r), task_name=r["task"], dataset_type=r.get("dataset_type", r["task"]),
             dataset_name=r.get("dataset_name", r["task"]), dataset_split="test",
             metric_type=r["metric"], metric_value=r["value"], metric_name=_metric_name(r),
-            metric_config=", ".join(x for x in (r.get("protocol"), _labels(r)) if x) or None,
+            metric_config=", ".join(x for x in (r.get("protocol"), _labels(r), _budget(r)) if x) or None,
         )
         for r in results
     ]
@@ -71,9 +75,11 @@ def _health(health: dict | None) -> str:
 def _results_table(results: Sequence[dict]) -> str:
     if not results:
         return "No downstream results recorded."
-    rows = ["| task | dataset | protocol | labels | metric | mean | std | seeds |", "|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {r['task']} | {r.get('dataset_name', r['task'])} | {r.get('protocol', '')} | {_labels(r)} "
-             f"| {r['metric']} | {r['value']} | {r.get('std', '')} | {r.get('n', '')} |" for r in results]
+    rows = ["| task | dataset | protocol | labels | budget | metric | mean | std | seeds |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {r['task']} | {r.get('dataset_name', r['task'])} | {r.get('protocol', '')} "
+             f"| {_labels(r).removesuffix(' labels')} | {r.get('budget', '')} | {r['metric']} | {r['value']} "
+             f"| {r.get('std', '')} | {r.get('n', '')} |" for r in results]
     return "\n".join(rows)
 
 

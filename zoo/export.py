@@ -44,6 +44,15 @@ def _jsonable(obj: Any, what: str) -> Any:
         raise ValueError(f"{what} must be JSON-serialisable to go into {CONFIG_FILE}: {err}") from err
 
 
+def _checked_results(results: list, what: str) -> tuple[dict, ...]:
+    for i, r in enumerate(results):
+        missing = sorted(set(RESULT_KEYS) - r.keys()) if isinstance(r, dict) else list(RESULT_KEYS)
+        if missing:
+            raise ValueError(f"{what}[{i}] lacks {missing}; expected a JSON object with keys {', '.join(RESULT_KEYS)} "
+                             "(+ std, n, dataset_name, protocol, label_fraction)")
+    return tuple(results)
+
+
 @dataclass(frozen=True)
 class ExportInfo:
     """What a weights folder holds and how it was made: the ``tower_bench`` section of config.json.
@@ -67,12 +76,7 @@ class ExportInfo:
     def create(cls, unet: dict, *, method: str | None = None, trains_decoder: bool = False,
                pretrain: dict | None = None, results: list[dict] | tuple[dict, ...] | None = None) -> "ExportInfo":
         """The info of weights saved now (this tower-bench version), its inputs checked."""
-        results = tuple(_jsonable(list(results or []), "results"))
-        for i, r in enumerate(results):
-            missing = set(RESULT_KEYS) - r.keys()
-            if missing:
-                raise ValueError(f"results[{i}] lacks {sorted(missing)}; expected keys {', '.join(RESULT_KEYS)} "
-                                 "(+ std, n, dataset_name, protocol, label_fraction)")
+        results = _checked_results(_jsonable(list(results or []), "results"), "results")
         return cls(unet=dict(unet), method=method, trains_decoder=bool(trains_decoder),
                    pretrain=_jsonable(pretrain or {}, "pretrain"), results=results, version=package_version())
 
@@ -103,8 +107,9 @@ class ExportInfo:
             if not isinstance(tb.get(name) or kind(), kind):
                 raise ValueError(f"{where}: 'tower_bench.{name}' is a JSON {type(tb[name]).__name__}; expected "
                                  f"a JSON {'object' if kind is dict else 'array'} ({SAVED_BY})")
+        results = _checked_results(tb.get("results") or [], f"{where}: 'tower_bench.results'")
         return cls(unet=tb["unet"], method=tb.get("method"), trains_decoder=bool(tb.get("trains_decoder", False)),
-                   pretrain=tb.get("pretrain") or {}, results=tuple(tb.get("results") or ()),
+                   pretrain=tb.get("pretrain") or {}, results=results,
                    version=tb.get("version"), format=fmt, encoder_only=bool(tb.get("encoder_only", False)))
 
     @classmethod

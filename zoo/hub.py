@@ -216,6 +216,7 @@ def validate_folder(save_dir: str | Path) -> ExportInfo:
             f"{', '.join(missing)}: missing or not a file; expected a weights folder with {', '.join(FILES)} "
             "(from save_pretrained)"
         )
+    card_for_repo(save_dir, REPO_PLACEHOLDER)  # readable, even where publish writes a new one from the results
     return load_config(save_dir)
 
 

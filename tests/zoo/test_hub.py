@@ -287,7 +287,8 @@ def test_publish_dry_run_touches_no_network(saved):
     _, path = saved
     with mock.patch.object(HfApi, "create_repo", side_effect=AssertionError("network")), \
             mock.patch.object(HfApi, "upload_folder", side_effect=AssertionError("network")):
-        res = CliRunner().invoke(app, ["publish", str(path), "--repo-id", "org/name", "--dry-run"])
+        res = CliRunner().invoke(app, ["publish", str(path), "--repo-id", "org/name", "--dry-run",
+                                       "--store", str(path.parent / "no-store")])
     assert res.exit_code == 0, res.output
     assert all(f in res.output for f in FILES) and 'hf-hub:org/name"' in res.output and "model-index" in res.output
     assert "dry run: nothing uploaded to org/name" in res.output
