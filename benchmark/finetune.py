@@ -170,7 +170,7 @@ def build_model(cfg: FinetuneConfig, task: Task) -> nn.Module:
     Parts an init did not train (an encoder-only method's decoder, the task head) start exactly as
     random init's do under the same seed, so inits differ only in what they pretrained.
     """
-    from zoo.hub import load_init
+    from .inits import load_init
 
     torch.manual_seed(cfg.seed)
     out_chans = task.num_classes if task.kind == "segmentation" else task.in_chans
@@ -409,4 +409,4 @@ def pretrain_health(init: str) -> dict | None:
         return None
     from zoo.hub import load_config  # the validated reader build_model's load_init already went through
 
-    return load_config(init, allow_encoder_only=True)["tower_bench"]["pretrain"].get("health")
+    return load_config(init, allow_encoder_only=True).health

@@ -1,15 +1,7 @@
-"""The health check's verdict as one line, importing no torch: leaderboards print it (benchmark/health.py measures it)."""
+"""The health verdict's one-line description, for benchmark code: it lives in ``zoo.health``, where the model card
+(which may not import benchmark) uses the same words."""
 from __future__ import annotations
 
+from zoo.health import describe
 
-def describe(health: dict | None) -> str:
-    """One line for logs, cards and leaderboard notes."""
-    if not health:
-        return "no health check"
-    parts = []
-    if "restoration_mse" in health:
-        parts.append(f"restoration MSE {health['restoration_mse']:.4f} (mean image {health['mean_image_mse']:.4f}, "
-                     f"identity {health['identity_mse']:.4f})")
-    if "retrieval_top1" in health:
-        parts.append(f"retrieval top-1 {100 * health['retrieval_top1']:.0f}% (chance {100 * health['retrieval_chance']:.1f}%)")
-    return ("passed: " if health.get("passed") else "FAILED: ") + "; ".join(parts)
+__all__ = ["describe"]

@@ -82,15 +82,17 @@ def own_path(spec: str | Path | None) -> Path | None:
 def resolve_task(spec: str, **own_options) -> str:
     """The task name of ``spec``: a registered or known name as is; own data becomes a task, remembered here.
 
-    ``own_options`` (modality, num_classes, split_seed, image_size; None = unset) apply to own data only.
+    ``own_options`` (modality, num_classes, split_seed, image_size; None = unset) apply to own data only;
+    ``image_size`` also sizes registered tasks (the caller's config carries it), so only the others are refused.
     """
     given = {k: v for k, v in own_options.items() if v is not None}
     path = own_path(spec)
     if path is None:
         if spec not in TASKS and spec not in OWN and (spec.lower().endswith(".csv") or "/" in spec):
             raise MissingFileError(f"--task {spec}: no such CSV manifest or data folder")
-        if given and spec in TASKS:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        own_only = [k for k in given if k != "image_size"]
+        if own_only and spec in TASKS:
+            flags = ", ".join("--" + k.replace("_", "-") for k in own_only)
             raise ConfigError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")
         return spec
     from .tasks.manifest import OwnOptions, own_task_class

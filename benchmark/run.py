@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo.hub import imagenet_weights_reachable
-
 from . import registry
 from .config import PretrainConfig
 from .config import budget as get_budget
 from .errors import MissingFileError, UnknownNameError
 from .finetune import FinetuneConfig, finetune
+from .inits import imagenet_weights_reachable
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of
 from .tasks.base import DataError, Task

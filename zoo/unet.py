@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .hub import HubMixin
 
 
 @dataclass
@@ -90,12 +91,13 @@ def _channel_stats(values: tuple[float, ...], in_chans: int) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32).view(1, in_chans, 1, 1)
 
 
-class UNet(nn.Module):
+class UNet(HubMixin, nn.Module):
     """U-Net: ``encoder`` (timm, features_only, timm's parameter names), ``decoder``, ``head``.
 
     ``forward(x)`` maps images in [0, 1] (B, in_chans, H, W) to (B, out_chans, H, W) logits.
     ``forward_pooled(x)`` gives the globally pooled last encoder feature map, which projection
-    heads and classifiers use.
+    heads and classifiers use. ``UNet.from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` come from
+    ``HubMixin`` (``zoo.hub``).
     """
 
     def __init__(

@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from zoo.hub import imagenet_weights_reachable
-
 from .. import registry
 from ..config import budget as get_budget
 from ..errors import ConfigError
+from ..inits import imagenet_weights_reachable
 from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
 from ..report import style
 from ..run import finetune_config, finetune_stored, pretrained_init

@@ -13,11 +13,11 @@ import pandas as pd
 import torch
 
 from zoo import UNetConfig
-from zoo.hub import imagenet_weights_reachable, load_init
 
 from .. import registry
 from ..config import budget as get_budget
 from ..errors import ConfigError
+from ..inits import imagenet_weights_reachable, load_init
 from ..report import style
 from ..run import pretrained_init
 from . import common

@@ -1,4 +1,5 @@
 """zoo.hub: the weights folder round-trips, loads in plain timm, from the HF cache offline, and never via pickle."""
+import json
 import os
 import shutil
 import subprocess
@@ -9,10 +10,10 @@ from unittest import mock
 import pytest
 import timm
 import torch
-from huggingface_hub import HfApi, ModelCard, constants
+from huggingface_hub import HfApi, ModelCard
 from safetensors.torch import load_file, save_file
 
-from zoo import UNetConfig
+from zoo import UNet
 from zoo.hub import (
     CARD_FILE,
     CONFIG_FILE,
@@ -22,13 +23,12 @@ from zoo.hub import (
     REPO_PLACEHOLDER,
     from_pretrained,
     load_config,
-    load_init,
     push_to_hub,
     save_pretrained,
 )
 from zoo.io import stable_hash
 
-from ..conftest import TINY_DECODER, TINY_ENCODER
+from ..conftest import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAIN = {"task": "drive", "data": {"split": "train", "n": 20}, "config": {"epochs": 1, "lr": 1e-3}}
@@ -71,11 +71,13 @@ def test_round_trip_restores_every_tensor_and_config(saved):
     assert_same_state(net, loaded)
     x = torch.rand(2, 1, 48, 40)
     assert torch.equal(net(x), loaded(x))
-    tb = loaded.pretrained_config["tower_bench"]
-    assert tb["unet"] == net.config.to_dict() and tb["unet"]["encoder"] == TINY_ENCODER and tb["unet"]["in_chans"] == 1
-    assert (tb["method"], tb["trains_decoder"], tb["pretrain"]) == ("tower", True, PRETRAIN)
-    assert tb["protocol_hash"] == stable_hash(PRETRAIN) and tb["version"] and tb["format"] == 1
-    assert load_config(path) == loaded.pretrained_config
+    info = loaded.pretrained_cfg
+    assert info.unet == net.config.to_dict() and info.unet["encoder"] == TINY_ENCODER and info.unet["in_chans"] == 1
+    assert (info.method, info.trains_decoder, info.pretrain) == ("tower", True, PRETRAIN)
+    assert info.protocol_hash == stable_hash(PRETRAIN) and info.version and info.format == 1
+    assert load_config(path) == info and info.results == tuple(RESULTS)
+    tb = json.loads((path / CONFIG_FILE).read_text())["tower_bench"]  # the on-disk section keeps format 1's keys
+    assert tb == info.to_dict() and tb["protocol_hash"] == stable_hash(PRETRAIN) and "encoder_only" not in tb
     assert set(load_file(str(path / DECODER_FILE))) == {k for k in net.state_dict() if k.startswith(("decoder.", "head."))}
 
 
@@ -117,9 +119,12 @@ def test_hub_id_loads_from_the_offline_cache(saved, tmp_path):
     code = f"""
 import timm, torch
 from zoo.hub import from_pretrained
+from zoo import UNet
 a, b = from_pretrained("org/name").eval(), from_pretrained({str(path)!r}).eval()
 assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
-assert a.pretrained_config["tower_bench"]["method"] == "tower"
+c = UNet.from_pretrained("hf-hub:org/name").eval()  # the method, as huggingface_hub's mixins spell it
+assert all(torch.equal(c.state_dict()[k], v) for k, v in b.state_dict().items())
+assert a.pretrained_cfg.method == "tower"
 m = timm.create_model("hf-hub:org/name", pretrained=True).eval()
 x = torch.rand(1, 1, 64, 64)
 assert torch.allclose(m.forward_features((x - 0.5) / 0.5), a.forward_features(x)[-1], atol=1e-6)
@@ -163,6 +168,18 @@ def test_strict_load_lists_missing_unexpected_and_misshaped_keys(saved, file):
     assert not torch.equal(own[dropped], got[dropped]) and not torch.equal(own[reshaped], got[reshaped])
 
 
+def test_methods_round_trip_like_a_hub_mixin(tiny_unet, tmp_path):
+    net = tiny_unet(1, 2)
+    randomise_bn(net)
+    assert net.pretrained_cfg is None  # not loaded: nothing to describe
+    assert net.save_pretrained(tmp_path / "m", method="byol", pretrain=PRETRAIN) == tmp_path / "m"
+    loaded = UNet.from_pretrained(tmp_path / "m")
+    assert type(loaded) is UNet and loaded.config == net.config
+    assert_same_state(net, loaded)
+    assert (loaded.pretrained_cfg.method, loaded.pretrained_cfg.trains_decoder) == ("byol", False)
+    assert loaded.pretrained_cfg == load_config(tmp_path / "m")
+
+
 def test_missing_decoder_file_is_an_error_unless_not_strict(saved):
     _, path = saved
     (path / DECODER_FILE).unlink()
@@ -197,16 +214,18 @@ def test_missing_folder_and_plain_timm_folder(tmp_path):
         net = from_pretrained(tmp_path / "timm", allow_encoder_only=True)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     assert all(torch.equal(net.encoder.state_dict()[k], v) for k, v in expected.items())
-    assert net.config.in_chans == 3 and net.pretrained_config["tower_bench"]["method"] is None
+    assert net.config.in_chans == 3 and net.pretrained_cfg.method is None and net.pretrained_cfg.encoder_only
 
 
 @pytest.fixture
-def fake_hub():
-    """Patch only the network calls; upload_folder records what it was given (the folder is temporary)."""
+def fake_hub(tmp_path):
+    """Patch only the network calls; upload_folder records what it was given and keeps a copy (the folder is
+    temporary) in ``seen["uploaded"]``."""
     seen = {}
 
     def upload_folder(**kw):
-        seen.update(kw, files=sorted(os.listdir(kw["folder_path"])), card=(Path(kw["folder_path"]) / CARD_FILE).read_text())
+        seen.update(kw, files=sorted(os.listdir(kw["folder_path"])), card=(Path(kw["folder_path"]) / CARD_FILE).read_text(),
+                    uploaded=Path(shutil.copytree(kw["folder_path"], tmp_path / "uploaded", dirs_exist_ok=True)))
         return mock.Mock(commit_url=f"https://huggingface.co/{kw['repo_id']}/commit/abc")
 
     with mock.patch.object(HfApi, "create_repo") as create_repo, \
@@ -228,6 +247,17 @@ def test_push_to_hub_uploads_exactly_the_folder(saved, fake_hub):
     assert REPO_PLACEHOLDER in (path / CARD_FILE).read_text()  # the local folder is left as it was
 
 
+def test_push_to_hub_method_uploads_what_loads_back(tiny_unet, fake_hub):
+    seen, create_repo, create_branch, upload = fake_hub
+    net = tiny_unet(1).eval()
+    randomise_bn(net)
+    assert net.push_to_hub("org/net", private=True, method="tower", trains_decoder=True) == \
+        "https://huggingface.co/org/net/commit/abc"
+    create_repo.assert_called_once_with("org/net", private=True, exist_ok=True)
+    assert seen["repo_id"] == "org/net" and seen["files"] == sorted(FILES) and 'hf-hub:org/net"' in seen["card"]
+    assert_same_state(net, UNet.from_pretrained(seen["uploaded"]))
+
+
 def test_push_to_hub_saves_a_net_first_and_validates(tiny_unet, tmp_path, fake_hub):
     seen, create_repo, create_branch, upload = fake_hub
     push_to_hub(tiny_unet(1), "org/net", revision="v1", method="simclr", pretrain=PRETRAIN)
@@ -239,55 +269,6 @@ def test_push_to_hub_saves_a_net_first_and_validates(tiny_unet, tmp_path, fake_h
     with pytest.raises(FileNotFoundError, match=DECODER_FILE):
         push_to_hub(tmp_path / "broken", "org/name")
     upload.assert_not_called()
-
-
-def test_load_init_random_and_pretrained_folder(tiny_unet, tmp_path):
-    cfg = UNetConfig(TINY_ENCODER, 1, 2, TINY_DECODER)
-    net = load_init("random", cfg.to_dict())
-    assert net.config == cfg and net.pretrained_config is None
-
-    pre = make_saved(tiny_unet, tmp_path / "dec", in_chans=1, out_chans=1, trains_decoder=True)
-    torch.manual_seed(1)
-    net = load_init(str(tmp_path / "dec"), cfg)
-    assert net.config.out_chans == 2 and net.head.weight.shape[0] == 2
-    assert_same_state(pre.encoder, net.encoder)
-    assert_same_state(pre.decoder, net.decoder)
-    assert net.pretrained_config["tower_bench"]["trains_decoder"] is True
-
-    pre = make_saved(tiny_unet, tmp_path / "enc", in_chans=1, out_chans=1, trains_decoder=False)
-    net = load_init(str(tmp_path / "enc"), cfg)
-    assert_same_state(pre.encoder, net.encoder)
-    assert not torch.equal(pre.decoder.blocks[0].convs[0][0].weight, net.decoder.blocks[0].convs[0][0].weight)
-
-    with pytest.raises(ValueError, match=r"in_chans=1.*needs 'test_resnet' with in_chans=3"):
-        load_init(str(tmp_path / "enc"), UNetConfig(TINY_ENCODER, 3, 2, TINY_DECODER))
-
-
-def test_load_init_imagenet_offline_without_cache_explains_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    hub_id = timm.models.get_pretrained_cfg(TINY_ENCODER).hf_hub_id
-    with pytest.raises(FileNotFoundError) as info:
-        load_init("imagenet", UNetConfig(TINY_ENCODER, 1, 1, TINY_DECODER))
-    msg = str(info.value)
-    assert f"hf download {hub_id}" in msg and "HF_HUB_OFFLINE=1" in msg and "--imagenet-weights" in msg
-
-
-@pytest.mark.parametrize("in_chans", [1, 3])
-def test_load_init_imagenet_from_a_safetensors_file(tmp_path, in_chans):
-    torch.manual_seed(0)
-    model = timm.create_model(TINY_ENCODER)  # a stand-in for ImageNet weights, classifier included
-    file = tmp_path / "imagenet.safetensors"
-    save_file(model.state_dict(), str(file))
-    net = load_init("imagenet", UNetConfig(TINY_ENCODER, in_chans, 1, TINY_DECODER), imagenet_weights=str(file))
-    got = net.encoder.state_dict()
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    assert got.keys() == expected.keys()
-    first = expected.pop("conv1.0.weight")
-    assert torch.allclose(got["conv1.0.weight"], first if in_chans == 3 else first.sum(1, keepdim=True))
-    assert all(torch.equal(got[k], v) for k, v in expected.items())
-    with pytest.raises(ValueError, match="only applies to --init imagenet"):
-        load_init("random", UNetConfig(TINY_ENCODER, in_chans), imagenet_weights=str(file))
 
 
 def test_model_card_has_the_results(saved):
@@ -307,7 +288,8 @@ def test_publish_dry_run_touches_no_network(saved):
     _, path = saved
     with mock.patch.object(HfApi, "create_repo", side_effect=AssertionError("network")), \
             mock.patch.object(HfApi, "upload_folder", side_effect=AssertionError("network")):
-        res = CliRunner().invoke(app, ["publish", str(path), "--repo-id", "org/name", "--dry-run"])
+        res = CliRunner().invoke(app, ["publish", str(path), "--repo-id", "org/name", "--dry-run",
+                                       "--store", str(path.parent / "no-store")])
     assert res.exit_code == 0, res.output
     assert all(f in res.output for f in FILES) and 'hf-hub:org/name"' in res.output and "model-index" in res.output
     assert "dry run: nothing uploaded to org/name" in res.output
