@@ -89,9 +89,10 @@ def pretrain_command(
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
     from benchmark.config import PretrainConfig
-    from benchmark.pretrain import NonFiniteLossError, _launched_by_torchrun, pretrain
+    from benchmark.pretrain import NonFiniteLossError, pretrain
+    from benchmark.runtime import launched_by_torchrun
 
-    if gpus > 1 and not _launched_by_torchrun():
+    if gpus > 1 and not launched_by_torchrun():
         relaunch(gpus)
     kind = registry.task_class(task).kind
     cfg = PretrainConfig.from_budget(
