@@ -48,8 +48,8 @@ def _sync(device: torch.device) -> None:
 
 def _method(s: Setup, device: torch.device, channels_last: bool = False):
     """TOWER around a fresh U-Net, built by the pretraining loop's own builder (same seed: same weights)."""
+    from .build import build_method
     from .config import PretrainConfig
-    from .pretrain import build_method
 
     cfg = PretrainConfig(method="tower", encoder=s.encoder, decoder_channels=s.decoder_channels, seed=0)
     method = build_method(cfg, 3, "fundus")

@@ -15,8 +15,9 @@ then summary.md: each step's status, wall seconds and headline numbers.
 
 Every step is a subprocess (its own process group) with a hard deadline carved out of one total
 budget (``--budget-s``); a step that runs out of time is killed and recorded as timed out, and the
-steps after it still run while time is left. This process imports only the standard library, so
-nothing a step breaks can stop the summary. The device returns at most 8 files, hence $OUT holds
+steps after it still run while time is left (``benchmark.timebox``). This process imports only the
+standard library, so nothing a step breaks can stop the summary; the children it starts
+(``benchmark.gpu_session_children``) import torch. The device returns at most 8 files, hence $OUT holds
 summary.md, machine.txt, gpu_check.md, the board's three files, records.jsonl and session.tar.gz
 (everything else: tests.txt, logs, each pretraining's metrics.jsonl and export config, the store;
 no weights).
@@ -32,9 +33,7 @@ import json
 import os
 import re
 import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import tarfile
 import time
@@ -42,7 +41,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from . import timebox
+from .gpu_session_children import finetune_child, machine_child, pretrain_child
+from .timebox import REPO, child_env, module
+from .timebox import run_boxed as run_boxed  # part of this script's interface: the tests box a step with it
+
 DATA_CANDIDATES = ("../shared/data/DRIVE", "shared/data/DRIVE")  # beside the checkout here; inside it on the device
 PEAK_BF16_TFLOPS = 790.0  # H200 dense bf16 (an 8192^3 matmul measured 788 on the lent machine)
 METHODS = ("tower", "simclr", "genesis")
@@ -51,7 +54,6 @@ TEST_FILES = {  # CUDA-only tests -> the modules a file imports that the device 
     "tests/benchmark/test_gpu_check.py": (),
     "tests/benchmark/test_launch.py": ("submitit",),
 }
-MIN_BOX_S = 2.0  # a step given less than this is skipped, not started
 SAFETY = 0.7  # share of a pretraining box planned as steps; the rest absorbs a wrong speed estimate
 
 
@@ -83,103 +85,12 @@ BOARD_SHARE = 0.08
 PRETRAIN_SHARE = 0.4
 
 
-@dataclass
-class Step:
-    name: str
-    status: str = "interrupted (see the traceback)"
-    wall_s: float = 0.0
-    headline: str = ""
-
-
-class Session:
-    """The clock, the folders and the step records of one run."""
+class Session(timebox.Session):
+    """One GPU session: boxed steps with the board's share held back, and what they run on."""
 
     def __init__(self, profile: Profile, budget_s: float, work: Path, data_root: Path | None, dry_run: bool):
-        self.profile, self.budget_s, self.work, self.data_root = profile, budget_s, work, data_root
-        self.dry_run = dry_run
-        self.t0 = time.monotonic()
-        self.deadline = self.t0 + budget_s
-        self.steps: list[Step] = []
-        self.logs = work / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.env = child_env(profile.threads)
-
-    def left(self) -> float:
-        """Seconds until the deadline, less the board's reserve."""
-        return self.deadline - time.monotonic() - BOARD_SHARE * self.budget_s
-
-    def add(self, name: str) -> Step:
-        step = Step(name)
-        self.steps.append(step)
-        return step
-
-    def skip(self, name: str, why: str) -> Step:
-        step = self.add(name)
-        step.status = f"skipped: {why}"
-        say(self, f"{name}: {step.status}")
-        return step
-
-    def run(self, name: str, cmd: list[str], box: float, cwd: Path = REPO) -> tuple[Step, int | None]:
-        """Run ``cmd`` with at most ``box`` seconds; (its step, exit code or None when skipped or killed)."""
-        if box < MIN_BOX_S:
-            return self.skip(name, f"no time left ({max(box, 0):.1f} s)"), None
-        step = self.add(name)
-        say(self, f"{name}: started, {box:.0f} s at most")
-        rc, step.wall_s = run_boxed(cmd, box, self.log(name), cwd, self.env)
-        step.status = f"timed out after {box:.0f} s" if rc is None else ("ok" if rc == 0 else f"failed (exit {rc})")
-        if rc:  # the error, so the summary says why without the archive
-            lines = [ln for ln in self.log(name).read_text().splitlines() if ln.strip()]
-            errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b", ln)]
-            step.headline = (errors or lines)[-1][:200]
-        say(self, f"{name}: {step.status} ({step.wall_s:.0f} s)")
-        return step, rc
-
-    def log(self, name: str) -> Path:
-        return self.logs / f"{name}.log"
-
-
-def say(session: Session, msg: str) -> None:
-    print(f"[{time.monotonic() - session.t0:5.0f} s] {msg}", flush=True)
-
-
-def child_env(threads: str | None) -> dict[str, str]:
-    """The children import this tree (PYTHONPATH first) and write their logs unbuffered."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    if threads is not None:
-        env.setdefault("OMP_NUM_THREADS", threads)
-    return env
-
-
-def run_boxed(cmd: list[str], box: float, log: Path, cwd: Path, env: dict[str, str]) -> tuple[int | None, float]:
-    """(exit code, or None when killed at ``box`` seconds; wall seconds). Output goes to ``log``.
-
-    The child leads its own process group, and the whole group is killed afterwards, so helpers
-    it started (torch.compile's workers, say) never outlive it.
-    """
-    t0 = time.monotonic()
-    with open(log, "w") as out:
-        out.write(f"$ {shlex.join(cmd)}\n")
-        out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env,
-                                start_new_session=True)
-        try:
-            rc: int | None = proc.wait(timeout=box)
-        except subprocess.TimeoutExpired:
-            rc = None
-            out.write(f"\n[gpu_session: killed at its {box:.0f} s limit]\n")
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-    return rc, time.monotonic() - t0
-
-
-def module(*args: str) -> list[str]:
-    """A child command running this interpreter on this tree."""
-    return [sys.executable, "-m", *args]
+        super().__init__(budget_s, work, child_env(profile.threads), reserve_s=BOARD_SHARE * budget_s)
+        self.profile, self.data_root, self.dry_run = profile, data_root, dry_run
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -391,7 +302,7 @@ def session(args: argparse.Namespace, argv: list[str]) -> int:
         raise ValueError(f"--out {out} must differ from --work: the work folder is archived into it")
     data_root = None if args.dry_run else find_data_root(args.data_root)
     s = Session(profile, args.budget_s, work, data_root, args.dry_run)
-    say(s, f"gpu session{' (dry run)' if args.dry_run else ''}: budget {args.budget_s:.0f} s, work {work}, out {out}")
+    s.say(f"gpu session{' (dry run)' if args.dry_run else ''}: budget {args.budget_s:.0f} s, work {work}, out {out}")
     exports: list[dict] = []
     try:
         cuda = machine_step(s).get("cuda_available")
@@ -417,60 +328,6 @@ def session(args: argparse.Namespace, argv: list[str]) -> int:
         print(text)
         print("handed back: " + ", ".join(f.name for f in files))
     return 0
-
-
-# ----------------------------------------------------------------------------- child processes
-
-def machine_child(work: Path) -> None:
-    """Write machine.json (for the parent) and machine.txt (for people): what this run measured on."""
-    import platform
-    import shutil
-
-    import torch
-
-    cuda = torch.cuda.is_available()
-    info = {"host": platform.node(), "python": platform.python_version(), "executable": sys.executable,
-            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-            "cuda_available": cuda, "gpu": torch.cuda.get_device_name(0) if cuda else None,
-            "gpu_count": torch.cuda.device_count(), "cpus": os.cpu_count(), "driver": None}
-    smi = shutil.which("nvidia-smi")
-    report = "nvidia-smi: not found\n"
-    if smi:
-        query = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                               text=True, timeout=30)
-        if query.returncode == 0 and query.stdout.strip():
-            info["driver"] = query.stdout.strip().splitlines()[0]
-        report = subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout
-    (work / "machine.json").write_text(json.dumps(info, indent=1) + "\n")
-    text = "".join(f"{k}: {v}\n" for k, v in info.items()) + "\n" + report
-    (work / "machine.txt").write_text(text)
-    print(text)
-
-
-def pretrain_child(args: list[str]) -> None:
-    """``tower-bench pretrain ARGS`` itself (same options and checks, through the CLI's error handling)."""
-    from .cli import main
-
-    sys.argv = ["tower-bench", "pretrain", *args]
-    main()
-
-
-def finetune_child(work: Path) -> None:
-    """All fine-tuning runs in one process (imports and data load once), each record stored when done."""
-    from .config import budget as get_budget
-    from .registry import make_task
-    from .run import finetune_config, finetune_stored
-    from .store import ResultStore
-
-    spec = json.loads((work / "finetune.json").read_text())
-    root = None if spec["data_root"] is None else Path(spec["data_root"])
-    task = make_task(spec["task"], root, get_budget(spec["budget"]).image_size)
-    store = ResultStore(spec["store"])
-    for seed in range(spec["seeds"]):
-        for init in spec["inits"]:
-            cfg = finetune_config(spec["budget"], task, spec["task"], init["init"], seed, 1.0, root,
-                                  init["pretrain_hash"], None)
-            finetune_stored(store, cfg, task, init["name"], progress=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ This is a benchmark, not a test: numbers depend on the machine and its load.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import time
 from typing import Callable
@@ -19,17 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .runtime import tune_malloc
+
 TARGETS = {64: 100.0, 512: 30.0}  # proxy speed-up wanted over numpy, per image size
 STEP_TARGET = 0.85                # TOWER step throughput wanted, as a fraction of the plain step
-
-
-def tune_allocator() -> bool:
-    """Keep glibc from returning big tensors' pages every step (README: +12-51% on CPU)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-1, 1 << 30) and libc.mallopt(-3, 1 << 30))  # M_TRIM_, M_MMAP_THRESHOLD
-    except OSError:
-        return False
 
 
 def images_per_second(fn: Callable[[], object], n_images: int, iters: int, warmup: int = 1) -> float:
@@ -151,7 +143,7 @@ def step_rows(encoder: str, size: int, batch: int, iters: int, modality: str = "
 
 def run(quick: bool = False, encoder: str = "resnet18", size: int = 64, batch: int = 32, iters: int = 5) -> str:
     """Measure everything in this process and return the Markdown table."""
-    tuned = tune_allocator()
+    tuned = tune_malloc()
     if quick:
         rows = proxy_rows(32, 8, 2, 1) + step_rows("test_resnet", 32, 4, 1)
     else:

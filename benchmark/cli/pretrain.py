@@ -97,9 +97,10 @@ def pretrain_command(
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
     from benchmark.config import PretrainConfig
-    from benchmark.pretrain import _launched_by_torchrun, pretrain
+    from benchmark.pretrain import pretrain
+    from benchmark.runtime import launched_by_torchrun
 
-    if gpus > 1 and not _launched_by_torchrun():
+    if gpus > 1 and not launched_by_torchrun():
         relaunch(gpus)
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root

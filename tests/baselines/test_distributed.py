@@ -7,7 +7,7 @@ over ranks, every gradient, and MoCo's queue after ``after_step`` must match the
 import pytest
 import torch
 
-from benchmark.pretrain import distribute
+from benchmark.build import distribute
 from benchmark.registry import method_class
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from tests.dist import run_distributed

@@ -15,17 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import registry
+from benchmark.batches import plan
+from benchmark.build import build_method
 from benchmark.config import BUDGETS, PretrainConfig
-from benchmark.pretrain import (
-    CHECKPOINT,
-    METRICS,
-    NonFiniteLossError,
-    build_method,
-    cosine_lr,
-    plan,
-    pretrain,
-    resolve,
-)
+from benchmark.pretrain import CHECKPOINT, METRICS, NonFiniteLossError, pretrain, resolve
+from benchmark.schedule import cosine_lr
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import PretrainMethod, info_nce, projection_head
 
@@ -293,9 +287,9 @@ def test_nan_loss_stops_without_touching_the_last_checkpoint(tmp_path):
 
 
 def test_resume_drops_metrics_past_the_checkpoint_and_a_line_cut_by_a_kill(tmp_path):
-    from benchmark.pretrain import _truncate_metrics
+    from benchmark.checkpoint import truncate_metrics
 
     path = tmp_path / METRICS
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "loss": 1.2}\n{"step": 4, "lo')
-    _truncate_metrics(path, 2)
+    truncate_metrics(path, 2)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark import registry
-from benchmark.pretrain import build_method, distribute
+from benchmark.build import build_method, distribute
 from tests.benchmark.test_pretrain import REPO, TOY, available_methods, tiny_cfg, tiny_images
 from tests.dist import run_distributed
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.pretrain import CHECKPOINT, EXPORT, load_checkpoint, pretrain
+from benchmark.checkpoint import load_checkpoint
+from benchmark.pretrain import CHECKPOINT, EXPORT, pretrain
 from benchmark.store import ResultStore
 from tests.benchmark.test_pretrain import TOY, read_metrics, tiny_cfg, tiny_images
 from tests.reliability.common import REPO, cli, snapshot, subprocess_env
