@@ -23,7 +23,9 @@ class BYOL(PretrainMethod):
     """
 
     name = "byol"
+    paper_name = "BYOL"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32}
 
     def __init__(self, net: UNet, modality: str = "generic", *, base_momentum: float = 0.996,
                  hidden_dim: int = 4096, out_dim: int = 256, color_strength: float = 1.0, augment: ClassicAugment | None = None):

@@ -138,6 +138,7 @@ class ModelGenesis(PretrainMethod):
     """Restoration only: the whole U-Net (encoder and decoder) learns to undo ``genesis_view``."""
 
     name = "genesis"
+    paper_name = "Model Genesis"
     trains_decoder = True
 
     def __init__(self, net: UNet, modality: str = "generic", *, p_shuffle: float = 0.5, p_translation: float = 0.9,

@@ -41,7 +41,9 @@ class MoCo(PretrainMethod):
     """
 
     name = "moco"
+    paper_name = "MoCo"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32, "queue_size": 64}
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
                  queue_size: int = 4096, queue_fraction: float = 0.25, hidden_dim: int = 2048, out_dim: int = 128,

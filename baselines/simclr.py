@@ -17,7 +17,9 @@ class SimCLR(PretrainMethod):
     """
 
     name = "simclr"
+    paper_name = "SimCLR-v1"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32}
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.1,
                  hidden_dim: int = 2048, out_dim: int = 128, color_strength: float = 1.0, augment: ClassicAugment | None = None):
