@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from zoo import PretrainMethod, UNet, info_nce, projection_head
+from zoo import UNet, info_nce, projection_head
 
 from .augment import ClassicAugment
+from .pair import TwoViewMethod
 
 
-class SimCLR(PretrainMethod):
+class SimCLR(TwoViewMethod):
     """Encoder + projection head on pooled features; the decoder is not trained.
 
     Both views go through the encoder as one batch, so BatchNorm (global under the pretraining
@@ -28,14 +29,8 @@ class SimCLR(PretrainMethod):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
-        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
-
-    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return self.augment.pair(images, generator)
+        self.augment = self.classic_augment(augment, color_strength)
 
     def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z1, z2 = self.projector(self.net.forward_pooled(torch.cat([views["view1"], views["view2"]]))).chunk(2)
         return {"loss": info_nce(z1, z2, self.temperature)}
-
-    def embeddings(self, images, views):
-        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
