@@ -28,4 +28,4 @@ class TwoViewMethod(PretrainMethod):
         return self.augment.pair(images, generator)
 
     def embeddings(self, images, views):
-        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
+        return tuple(self.projector(self.net.forward_pooled(views[key])) for key in ("view1", "view2"))

@@ -82,7 +82,7 @@ def check_loss_and_gradients(s: Subject, make_net: MakeNet) -> None:
 
 
 def check_views_and_export(s: Subject, make_net: MakeNet) -> None:
-    """Views reproducible from a generator, pixel-aligned with the images in [0, 1]; the U-Net is what gets published."""
+    """Views reproducible from a generator, pixel-aligned with the images, in [0, 1]; the U-Net gets published."""
     method = s.build(make_net)
     images = torch.rand(4, 3, 32, 32)
     a, b = method.views(images, gen(3)), method.views(images, gen(3))
@@ -136,7 +136,8 @@ def check_health_outputs(s: Subject, make_net: MakeNet) -> None:
     assert pair is not None or restored is not None, "nothing for the health check to check"
     if pair is not None:
         a, b = pair
-        assert a.ndim == 2 and a.shape[0] == 6 and a.shape == b.shape and torch.isfinite(a).all() and torch.isfinite(b).all()
+        assert a.ndim == 2 and a.shape[0] == 6 and a.shape == b.shape
+        assert torch.isfinite(a).all() and torch.isfinite(b).all()
     assert (restored is None) == (not method.trains_decoder)
     if restored is not None:
         out, source = restored

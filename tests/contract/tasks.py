@@ -15,7 +15,8 @@ from benchmark import registry
 from benchmark.config import BUDGETS
 from benchmark.tasks.base import SPLITS, Task
 
-ATTRS = ("name", "kind", "modality", "metric", "in_chans", "num_classes", "image_size", "description", "source", "layout")
+ATTRS = ("name", "kind", "modality", "metric", "in_chans", "num_classes", "image_size", "description", "source",
+         "layout")
 
 
 def check_attributes(name: str, tmp: Path) -> None:
