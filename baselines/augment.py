@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ConfigError
+from zoo.image_ops import bernoulli, check_images, uniform
 
 __all__ = [
     "ClassicAugment", "ViewParams", "JITTER_OPS", "sample_boxes", "resized_crop", "rgb_to_grayscale", "adjust_hue",
@@ -35,31 +36,6 @@ __all__ = [
 LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ITU-R 601 as it rounds them)
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # column order of ViewParams.factors
 SUBSET_DEVICES = ("cpu",)  # device types where a step runs only on the samples that take it (see _on_subset)
-
-
-def check_images(images: Tensor, generator: torch.Generator | None, name: str) -> None:
-    """Shared input checks: a clear message instead of a shape error deep inside a matmul."""
-    if images.ndim != 4:
-        raise ValueError(f"{name} expects images shaped (B, C, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{name} expects float images in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
-    if generator is not None and generator.device.type != images.device.type:
-        raise ValueError(
-            f"{name}: generator is on {generator.device} but images are on {images.device}; "
-            f"create it with torch.Generator(device=images.device)"
-        )
-
-
-def uniform(generator: torch.Generator | None, low: float, high: float, *shape: int, device,
-            dtype: torch.dtype = torch.float32) -> Tensor:
-    """U(low, high) of the given shape from ``generator`` on ``device``."""
-    return low + (high - low) * torch.rand(shape, generator=generator, device=device, dtype=dtype)
-
-
-def bernoulli(generator: torch.Generator | None, p: float, n: int, device) -> Tensor:
-    """(n,) bool, True with probability p (drawn even for p in {0, 1}, so the random stream and
-    hence later draws do not depend on the probabilities)."""
-    return torch.rand(n, generator=generator, device=device) < p
 
 
 def _check_range(name: str, pair: tuple[float, float], low: float = 0.0) -> None:

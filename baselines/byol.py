@@ -5,14 +5,15 @@ from typing import Any
 
 import torch
 
-from zoo import PretrainMethod, UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
+from zoo import UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
 from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
+from .pair import TwoViewMethod
 from .teacher import MomentumEncoder, cap_base_momentum
 
 
-class BYOL(PretrainMethod):
+class BYOL(TwoViewMethod):
     """Online: encoder -> projector -> predictor. Target: EMA of encoder + projector, no gradient.
 
     The loss is symmetrised as in the paper: the prediction of view 1 regresses the target's
@@ -24,7 +25,9 @@ class BYOL(PretrainMethod):
     """
 
     name = "byol"
+    paper_name = "BYOL"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32}
 
     def __init__(self, net: UNet, modality: str = "generic", *, base_momentum: float = 0.996,
                  hidden_dim: int = 4096, out_dim: int = 256, color_strength: float = 1.0, augment: ClassicAugment | None = None):
@@ -36,14 +39,11 @@ class BYOL(PretrainMethod):
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
         self.predictor = prediction_head(out_dim, hidden_dim)
         self.target = MomentumEncoder(net, self.projector)
-        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
+        self.augment = self.classic_augment(augment, color_strength)
 
     @classmethod
     def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:
         return {**hparams, "base_momentum": cap_base_momentum(hparams["base_momentum"], total_steps)}
-
-    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return self.augment.pair(images, generator)
 
     def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         both = torch.cat([views["view1"], views["view2"]])
@@ -51,9 +51,6 @@ class BYOL(PretrainMethod):
         with torch.no_grad():
             t1, t2 = self.target(both).chunk(2)
         return {"loss": cosine_regression(p1, t2) + cosine_regression(p2, t1)}
-
-    def embeddings(self, images, views):
-        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
 
     def after_step(self, step: int, total_steps: int) -> None:
         self.momentum = cosine_momentum(step, total_steps, self.base_momentum)

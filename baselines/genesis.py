@@ -4,8 +4,8 @@ The corruptions follow Models Genesis' ``generate_pair`` with its default rates,
 run batched on the device (the reference applies numpy per sample, ~20 s for a batch of 128):
 
 1. local pixel shuffling (p 0.5): pixels are permuted inside small windows;
-2. nonlinear intensity translation (p 0.9): TOWER's batched Bézier curves
-   (``tower.proxy.nonlinear_translation``, Models Genesis' curve sampling);
+2. nonlinear intensity translation (p 0.9): the batched Bézier curves TOWER uses
+   (``zoo.image_ops.nonlinear_translation``, Models Genesis' curve sampling);
 3. painting (p 0.9): in-painting (p 0.2: up to 5 boxes of uniform noise) or else out-painting
    (noise everywhere except up to 5 kept boxes).
 
@@ -18,23 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tower.proxy import nonlinear_translation
 from zoo import PretrainMethod, UNet
 from zoo.errors import ConfigError
-
-from .augment import bernoulli, check_images
+from zoo.image_ops import bernoulli, check_images, nonlinear_translation, randint
 
 __all__ = ["ModelGenesis", "local_pixel_shuffle", "shuffle_within_windows", "paint", "box_mask", "genesis_view"]
 
 MAX_BOXES = 5          # Models Genesis: up to 5 in-painted boxes, 1 + up to 4 out-painting boxes
 P_ANOTHER_BOX = 0.95   # ... each further box drawn with this probability
 BOX_MARGIN = 3         # ... boxes keep 3 px from the border
-
-
-def _randint(generator: torch.Generator | None, low: int, high: int, *shape: int, device) -> Tensor:
-    """Integers uniform in [low, high] (inclusive, like ``random.randint``)."""
-    u = torch.rand(shape, generator=generator, device=device)
-    return low + (u * (high - low + 1)).long().clamp_max(high - low)
 
 
 def shuffle_within_windows(images: Tensor, window_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -70,7 +62,7 @@ def local_pixel_shuffle(images: Tensor, generator: torch.Generator | None = None
     b, _, h, w = images.shape
     dev = images.device
     hi = max(2, round(max_window * min(h, w)))
-    side = _randint(generator, 2, hi, b, device=dev)
+    side = randint(generator, 2, hi, b, device=dev)
     off_y = (torch.rand(b, generator=generator, device=dev) * side).long()
     off_x = (torch.rand(b, generator=generator, device=dev) * side).long()
     ys = torch.arange(h, device=dev).view(1, h, 1)
@@ -91,8 +83,8 @@ def box_mask(shape: tuple[int, int, int], active: Tensor, side_h: tuple[int, int
     b, h, w = shape
     dev = active.device
     count = active.shape[1]
-    bh = _randint(generator, side_h[0], side_h[1], b, count, device=dev)
-    bw = _randint(generator, side_w[0], side_w[1], b, count, device=dev)
+    bh = randint(generator, side_h[0], side_h[1], b, count, device=dev)
+    bw = randint(generator, side_w[0], side_w[1], b, count, device=dev)
     my = max(0, min(margin, (h - side_h[1]) // 2))
     mx = max(0, min(margin, (w - side_w[1]) // 2))
     y0 = my + (torch.rand(b, count, generator=generator, device=dev) * (h - bh - 2 * my + 1)).long()
@@ -147,6 +139,7 @@ class ModelGenesis(PretrainMethod):
     """Restoration only: the whole U-Net (encoder and decoder) learns to undo ``genesis_view``."""
 
     name = "genesis"
+    paper_name = "Model Genesis"
     trains_decoder = True
 
     def __init__(self, net: UNet, modality: str = "generic", *, p_shuffle: float = 0.5, p_translation: float = 0.9,

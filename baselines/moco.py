@@ -18,15 +18,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zoo import MLPHead, PretrainMethod, UNet, info_nce_with_negatives
+from zoo import MLPHead, UNet, info_nce_with_negatives
 from zoo.distributed import gather_no_grad
 from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
+from .pair import TwoViewMethod
 from .teacher import MomentumEncoder, cap_momentum
 
 
-class MoCo(PretrainMethod):
+class MoCo(TwoViewMethod):
     """Query encoder + MLP projector (v2's 2048-ReLU-128, no BN); key encoder = EMA copy.
 
     Sized to the data (``fit_to_data``, applied when the loop resolves the config, so the config hash
@@ -42,7 +43,9 @@ class MoCo(PretrainMethod):
     """
 
     name = "moco"
+    paper_name = "MoCo"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32, "queue_size": 64}
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
                  queue_size: int = 4096, queue_fraction: float = 0.25, hidden_dim: int = 2048, out_dim: int = 128,
@@ -60,7 +63,7 @@ class MoCo(PretrainMethod):
         self.momentum = momentum
         self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)
         self.key_encoder = MomentumEncoder(net, self.projector)
-        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
+        self.augment = self.classic_augment(augment, color_strength)
         # Buffers: saved with checkpoints (a resumed run keeps its negatives) and moved with .to().
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
@@ -74,9 +77,6 @@ class MoCo(PretrainMethod):
         return {**hparams, "queue_size": max(1, min(hparams["queue_size"], cap)),
                 "momentum": cap_momentum(hparams["momentum"], total_steps)}
 
-    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return self.augment.pair(images, generator)
-
     def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         q = self.projector(self.net.forward_pooled(views["view1"]))
         with torch.no_grad():
@@ -86,9 +86,6 @@ class MoCo(PretrainMethod):
             # gradient accumulation); evaluation and no-grad forwards leave the queue alone.
             self._pending_keys.append(k)
         return {"loss": info_nce_with_negatives(q, k, self.queue, self.temperature)}
-
-    def embeddings(self, images, views):
-        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

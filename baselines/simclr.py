@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from zoo import PretrainMethod, UNet, info_nce, projection_head
+from zoo import UNet, info_nce, projection_head
 from zoo.errors import ConfigError
 
 from .augment import ClassicAugment
+from .pair import TwoViewMethod
 
 
-class SimCLR(PretrainMethod):
+class SimCLR(TwoViewMethod):
     """Encoder + projection head on pooled features; the decoder is not trained.
 
     Both views go through the encoder as one batch, so BatchNorm (global under the pretraining
@@ -18,7 +19,9 @@ class SimCLR(PretrainMethod):
     """
 
     name = "simclr"
+    paper_name = "SimCLR-v1"
     trains_decoder = False
+    tiny_hparams = {"hidden_dim": 64, "out_dim": 32}
 
     def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.1,
                  hidden_dim: int = 2048, out_dim: int = 128, color_strength: float = 1.0, augment: ClassicAugment | None = None):
@@ -27,14 +30,8 @@ class SimCLR(PretrainMethod):
             raise ConfigError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.projector = projection_head(net.num_features, hidden_dim, out_dim)
-        self.augment = augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
-
-    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return self.augment.pair(images, generator)
+        self.augment = self.classic_augment(augment, color_strength)
 
     def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z1, z2 = self.projector(self.net.forward_pooled(torch.cat([views["view1"], views["view2"]]))).chunk(2)
         return {"loss": info_nce(z1, z2, self.temperature)}
-
-    def embeddings(self, images, views):
-        return self.projector(self.net.forward_pooled(views["view1"])), self.projector(self.net.forward_pooled(views["view2"]))

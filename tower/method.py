@@ -27,7 +27,9 @@ class Tower(PretrainMethod):
     """
 
     name = "tower"
+    paper_name = "TOWER"
     trains_decoder = True
+    tiny_hparams = {"proj_hidden_dim": 32, "proj_dim": 16}
 
     def __init__(self, net: UNet, modality: str = "generic", temperature: float = 0.1,
                  contrastive_weight: float = 1.0, generative_weight: float = 1.0,
@@ -35,10 +37,11 @@ class Tower(PretrainMethod):
                  mask: str | None = None, translate: bool = True, p_translate: float = 0.5, p_mask: float = 0.5,
                  num_rays: int = 80, ray_thickness: float | None = None, mask_ratio: float = 0.5,
                  mask_size: int | None = None, curves: str = "random"):
-        # without the generative branch the decoder learns nothing: say so, so that fine-tuning
-        # starts it like random init (the paper's "Contrastive(E) + Random(D)")
-        self.trains_decoder = generative_weight > 0
         super().__init__(net, modality)
+        if generative_weight == 0:
+            # without the generative branch the decoder learns nothing: say so, so that fine-tuning
+            # starts it like random init (the paper's "Contrastive(E) + Random(D)")
+            self.freeze_decoder()
         if contrastive_weight < 0 or generative_weight < 0 or contrastive_weight + generative_weight == 0:
             raise ConfigError(
                 f"Tower needs non-negative weights, at least one positive; got contrastive_weight="

@@ -14,173 +14,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ConfigError
+from zoo.image_ops import (
+    FIXED_CURVES,
+    BezierCurves,
+    check_images,
+    nonlinear_translation,
+    rand,
+    restore_translation,
+    sample_curves,
+)
 
 __all__ = [
-    "BezierCurves", "sample_curves", "nonlinear_translation", "restore_translation",
+    "BezierCurves", "FIXED_CURVES", "sample_curves", "nonlinear_translation", "restore_translation",
     "brightest_point", "default_thickness", "rays_mask", "stripes_mask", "blocks_mask", "MASKS",
     "ProxyConfig", "MODALITY_MASKS", "make_view",
 ]
-
-LUT_BINS = 2048  # lookup-table entries; nearest entry: error <= slope / (2 * (LUT_BINS - 1))
-CURVE_SAMPLES = 2048  # t samples of the curve from which the lookup table is interpolated
-
-# The fixed-curve mode's inner control points (x1, y1, x2, y2), like the reference code's three
-# fixed curves: brighten (gamma < 1), darken (gamma > 1), S-shaped contrast stretch.
-FIXED_CURVES = ((0.2, 0.5, 0.5, 0.9), (0.5, 0.1, 0.9, 0.5), (0.35, 0.0, 0.65, 1.0))
-
-
-def _check_images(images: Tensor, name: str) -> None:
-    if images.ndim != 4:
-        raise ValueError(f"{name} expects images shaped (B, C, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{name} expects float images in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
-
-
-def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    """Random numbers are drawn on the images' device, so the generator must live there too."""
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on {generator.device} but images are on {device}; "
-            f"create it with torch.Generator(device=images.device)"
-        )
-
-
-def _rand(generator: torch.Generator | None, *shape: int, device: torch.device) -> Tensor:
-    return torch.rand(shape, generator=generator, device=device)
-
-
-# ----------------------------------------------------------------------------------------------
-# Nonlinear translation (Bézier intensity curves)
-# ----------------------------------------------------------------------------------------------
-
-class BezierCurves(NamedTuple):
-    """One cubic Bézier intensity curve per sample.
-
-    ``inner`` (B, 4) holds the inner control points (x1, y1, x2, y2) of the *increasing* curve
-    P0=(0,0), P1, P2, P3=(1,1), with x1 <= x2 and y1 <= y2 so that x(t) and y(t) are both
-    non-decreasing: then y(x) is monotonic, hence invertible. A sample with ``decreasing`` True
-    uses the mirrored curve P0=(0,1), P3=(1,0), i.e. 1 - y(x).
-    """
-
-    inner: Tensor
-    decreasing: Tensor
-
-    def _xy(self, samples: int = CURVE_SAMPLES) -> tuple[Tensor, Tensor]:
-        """x(t), y(t) of the increasing curves at ``samples`` values of t, each (B, samples)."""
-        t = torch.linspace(0, 1, samples, device=self.inner.device, dtype=torch.float32)
-        s = 1 - t
-        b1, b2, b3 = 3 * s * s * t, 3 * s * t * t, t * t * t  # Bernstein weights; P0 contributes 0
-        x1, y1, x2, y2 = self.inner.float().unbind(dim=1)
-        x = x1[:, None] * b1 + x2[:, None] * b2 + b3
-        y = y1[:, None] * b1 + y2[:, None] * b2 + b3
-        # Rounding can break monotonicity by ~1 ulp; searchsorted needs sorted rows.
-        return x.cummax(dim=1).values, y.cummax(dim=1).values
-
-    def lut(self, bins: int = LUT_BINS, inverse: bool = False) -> Tensor:
-        """Per-sample lookup table (B, bins): value at input k / (bins - 1)."""
-        x, y = self._xy()
-        if inverse:
-            x, y = y, x
-        return _resample_uniform(x, y, bins)
-
-    def apply(self, images: Tensor, bins: int = LUT_BINS) -> Tensor:
-        """Map every pixel of sample b (all channels) through curve b."""
-        lut = self.lut(bins)
-        lut = torch.where(self.decreasing[:, None], 1 - lut, lut)
-        return _apply_lut(images, lut)
-
-    def invert(self, translated: Tensor, bins: int = LUT_BINS) -> Tensor:
-        """Restore the original images from ``apply``'s output (the curves are monotonic)."""
-        lut = self.lut(bins, inverse=True)
-        d = self.decreasing[:, None, None, None]
-        return _apply_lut(torch.where(d, 1 - translated, translated), lut)
-
-
-def _resample_uniform(xp: Tensor, fp: Tensor, bins: int) -> Tensor:
-    """Batched ``np.interp(linspace(0, 1, bins), xp, fp)`` for rows of ``xp`` sorted in [0, 1].
-
-    The insertion points of a uniform grid come from counting (a scatter-add and a cumsum,
-    O(samples + bins)) instead of a binary search per grid point.
-    """
-    b, n = xp.shape
-    first_bin_above = (xp * (bins - 1)).floor().long().clamp(0, bins - 2) + 1
-    counts = torch.zeros(b, bins, dtype=torch.long, device=xp.device)
-    counts.scatter_add_(1, first_bin_above, torch.ones_like(first_bin_above))
-    hi = counts.cumsum(dim=1).clamp(1, n - 1)  # number of xp < grid value = searchsorted(xp, grid)
-    lo = hi - 1
-    u = torch.linspace(0, 1, bins, device=xp.device)
-    x0, x1 = xp.gather(1, lo), xp.gather(1, hi)
-    y0, y1 = fp.gather(1, lo), fp.gather(1, hi)
-    w = ((u - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
-    return y0 + w * (y1 - y0)
-
-
-def _apply_lut(images: Tensor, lut: Tensor) -> Tensor:
-    """Per-sample lookup (nearest entry) for the whole batch, as one flat ``index_select``.
-
-    Sample b's pixels index row b of the flattened table (offset b * bins, int32 indices), so
-    the whole batch is 4 passes over the pixels and 2 temporaries, with no int64 tensor the
-    size of the images. Nearest rather than linear interpolation halves the passes; with 2048
-    entries the error stays below a quarter of a uint8 grey level where the slope is <= 4.
-    Out-of-range inputs are clamped to [0, 1] (per-row bounds), never read a neighbour's row.
-    """
-    b, bins = lut.shape
-    row = torch.arange(b, device=lut.device, dtype=torch.float32).view(b, 1) * bins
-    pos = torch.add(row + 0.5, images.reshape(b, -1), alpha=bins - 1)
-    idx = pos.clamp_(row, row + (bins - 1)).int()
-    out = torch.index_select(lut.reshape(-1), 0, idx.view(-1), out=pos.view(-1))
-    return out.view(images.shape).to(images.dtype)
-
-
-def sample_curves(batch: int, generator: torch.Generator | None = None, *, device: torch.device | str = "cpu",
-                  p_decreasing: float = 0.5, curves: str = "random") -> BezierCurves:
-    """Draw one curve per sample.
-
-    ``curves="random"``: Models Genesis's sampling, the two inner control points uniform in the
-    unit square, with their x and y sorted (order-preserving) so the curve is monotonic.
-    ``curves="fixed"``: one of ``FIXED_CURVES`` per sample. Either way the curve is mirrored
-    (decreasing) with probability ``p_decreasing``.
-    """
-    device = torch.device(device)
-    _check_generator(generator, device)
-    if not 0 <= p_decreasing <= 1:
-        raise ConfigError(f"p_decreasing must be in [0, 1], got {p_decreasing}")
-    if curves == "random":
-        u = _rand(generator, batch, 2, 2, device=device)  # (B, point, xy)
-        u = u.sort(dim=1).values                           # x1 <= x2 and y1 <= y2
-        inner = u.reshape(batch, 4)                        # (x1, y1, x2, y2)
-    elif curves == "fixed":
-        table = torch.tensor(FIXED_CURVES, device=device)
-        pick = (_rand(generator, batch, device=device) * len(FIXED_CURVES)).long().clamp_max(len(FIXED_CURVES) - 1)
-        inner = table[pick]
-    else:
-        raise ConfigError(f"curves must be 'random' or 'fixed', got {curves!r}")
-    decreasing = _rand(generator, batch, device=device) < p_decreasing
-    return BezierCurves(inner, decreasing)
-
-
-def nonlinear_translation(images: Tensor, generator: torch.Generator | None = None, *,
-                          p_decreasing: float = 0.5, curves: str = "random") -> Tensor:
-    """Models Genesis / TOWER intensity translation: one random monotonic Bézier curve per sample.
-
-    Float images in [0, 1], (B, C, H, W); the sample's curve is applied to all its channels.
-    """
-    _check_images(images, "nonlinear_translation")
-    cs = sample_curves(images.shape[0], generator, device=images.device, p_decreasing=p_decreasing, curves=curves)
-    return cs.apply(images)
-
-
-def restore_translation(translated: Tensor, curves: BezierCurves) -> Tensor:
-    """Inverse of ``curves.apply``; exists to show (and test) that the translation is invertible."""
-    _check_images(translated, "restore_translation")
-    return curves.invert(translated)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +53,7 @@ def brightest_point(images: Tensor, disc_fraction: float = 0.125) -> Tensor:
     (``disc_fraction`` of the image size: the disc is ~1/7 of DRIVE's field of view), so the
     cost does not grow with the window and small bright specks do not win.
     """
-    _check_images(images, "brightest_point")
+    check_images(images, None, "brightest_point")
     grey = images.float().mean(dim=1, keepdim=True)
     h, w = grey.shape[-2:]
     s = max(1, min(h, w) // BLUR_SIZE)
@@ -243,12 +97,11 @@ def rays_mask(images: Tensor, generator: torch.Generator | None = None, *, num_r
     31.5% at 64 and 128 px, 31.4% at 512 px (``PAPER_RAYS_FRACTION``), 31.1% at 224, 32.1% at 28 px
     (the disc is found on a coarser grid). From 1 px up (f = 1) the mask is binary, as the paper's.
     """
-    _check_images(images, "rays_mask")
+    check_images(images, generator, "rays_mask")
     if num_rays < 1:
         raise ConfigError(f"num_rays must be >= 1, got {num_rays}")
     b, _, h, w = images.shape
     dev = images.device
-    _check_generator(generator, dev)
     if thickness is None:
         thickness = default_thickness(h, w)
     if thickness <= 0:
@@ -274,7 +127,7 @@ def _rays_keep(b: int, h: int, w: int, centre: Tensor, n: int, thickness: float,
 
     # Per sample: sin of the angle from each bin's centre to the nearest ray; 1 behind every ray
     # (past pi/2 the nearest point of a half-line is its origin, at distance r).
-    rays = torch.arange(n, device=dev) + _rand(generator, b, n, device=dev)  # in sector units, sorted
+    rays = torch.arange(n, device=dev) + rand(generator, b, n, device=dev)  # in sector units, sorted
     rays = torch.cat([rays[:, -1:] - n, rays, rays[:, :1] + n], dim=1)         # neighbours across 0 / 2pi
     at = (torch.arange(bins, device=dev) + 0.5) * (n / bins)                   # bin centres, sector units
     sector = at.long().clamp_max(n - 1)
@@ -293,7 +146,7 @@ def _select_cells(b: int, cells: int, ratio: float, generator: torch.Generator |
     """(B, cells) bool, True = keep, with exactly round(ratio * cells) masked cells per sample."""
     if not 0 <= ratio <= 1:
         raise ConfigError(f"masked ratio must be in [0, 1], got {ratio}")
-    rank = _rand(generator, b, cells, device=device).argsort(dim=1).argsort(dim=1)
+    rank = rand(generator, b, cells, device=device).argsort(dim=1).argsort(dim=1)
     return rank >= round(ratio * cells)
 
 
@@ -310,10 +163,9 @@ def stripes_mask(images: Tensor, generator: torch.Generator | None = None, *, ra
     Exactly round(ratio * stripes) stripes are masked, so the masked fraction is ``ratio``
     up to one partial stripe at the border. Default width: 1/16 of the image side.
     """
-    _check_images(images, "stripes_mask")
+    check_images(images, generator, "stripes_mask")
     b, _, h, w = images.shape
     dev = images.device
-    _check_generator(generator, dev)
     if orientation not in ("horizontal", "vertical", "both"):
         raise ConfigError(f"orientation must be 'horizontal', 'vertical' or 'both', got {orientation!r}")
     rows, n_rows = _cell_index(h, width or max(1, h // 16), dev)
@@ -325,7 +177,7 @@ def stripes_mask(images: Tensor, generator: torch.Generator | None = None, *, ra
     elif orientation == "vertical":
         vertical = torch.ones(b, 1, 1, 1, dtype=torch.bool, device=dev)
     else:
-        vertical = _rand(generator, b, 1, 1, 1, device=dev) < 0.5
+        vertical = rand(generator, b, 1, 1, 1, device=dev) < 0.5
     return torch.where(vertical, keep_cols.expand(b, 1, h, w), keep_rows.expand(b, 1, h, w))
 
 
@@ -335,10 +187,9 @@ def blocks_mask(images: Tensor, generator: torch.Generator | None = None, *, rat
 
     Exactly round(ratio * blocks) blocks per sample; default block: 1/8 of the image side.
     """
-    _check_images(images, "blocks_mask")
+    check_images(images, generator, "blocks_mask")
     b, _, h, w = images.shape
     dev = images.device
-    _check_generator(generator, dev)
     rows, n_rows = _cell_index(h, size or max(1, h // 8), dev)
     cols, n_cols = _cell_index(w, size or max(1, w // 8), dev)
     keep = _select_cells(b, n_rows * n_cols, ratio, generator, dev).view(b, n_rows, n_cols)
@@ -392,8 +243,7 @@ class ProxyConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_translate == 0 and (self.mask == "none" or self.p_mask == 0):
-            raise ConfigError("ProxyConfig makes no change to the image: enable translation (p_translate > 0) "
-                              "or a mask")
+            raise ConfigError("ProxyConfig makes no change to the image: enable translation (p_translate > 0) or a mask")
 
     @classmethod
     def for_modality(cls, modality: str, **overrides) -> "ProxyConfig":
@@ -424,12 +274,11 @@ def make_view(images: Tensor, generator: torch.Generator | None = None,
     darkest spot.
     """
     cfg = cfg or ProxyConfig()
-    _check_images(images, "make_view")
+    check_images(images, generator, "make_view")
     b, dev = images.shape[0], images.device
-    _check_generator(generator, dev)
     p_t = cfg.p_translate
     p_m = cfg.p_mask if cfg.mask != "none" else 0.0
-    u = _rand(generator, b, 3, device=dev)
+    u = rand(generator, b, 3, device=dev)
     do_t, do_m = u[:, 0] < p_t, u[:, 1] < p_m
     neither = ~(do_t | do_m)
     pick_t = u[:, 2] * (p_t + p_m) < p_t  # when neither was drawn, pick one in proportion

@@ -13,24 +13,36 @@ from .unet import UNet
 class PretrainMethod(nn.Module):
     """A self-supervised method wrapped around a ``UNet``.
 
-    Subclasses set ``name`` and ``trains_decoder`` and implement ``views`` (random, batched, on the
+    Subclasses set the class attributes below and implement ``views`` (random, batched, on the
     images' device, reproducible from ``generator``) and ``loss`` (a deterministic function of
     images and views). Keeping the two apart lets a distributed run be checked against one
-    process: draw the views of the global batch once, give each rank its slice.
+    process: draw the views of the global batch once, give each rank its slice. A method
+    registered in ``benchmark/registry.py`` is checked against this contract by
+    ``tests/contract`` with its ``tiny_hparams``; no test file names it.
     """
 
-    name: ClassVar[str]
-    trains_decoder: bool = False  # a class default; an instance may set it from its hyper-parameters first
+    name: ClassVar[str]  # the registry name (``--method``)
+    paper_name: ClassVar[str]  # its row name in the paper's tables and on leaderboards
+    trains_decoder: bool = False  # a class default; ``freeze_decoder`` makes one instance encoder-only
+    # Hyper-parameters small enough for the CPU contract tests (tiny heads, short queues); defaults stay the papers'.
+    tiny_hparams: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, net: UNet, modality: str = "generic"):
         super().__init__()
         self.net = net
         self.modality = modality
         if not self.trains_decoder:
-            # Encoder-only methods leave decoder and head untouched: no gradient, no optimizer state,
-            # and DDP does not wait for gradients that never come.
-            net.decoder.requires_grad_(False)
-            net.head.requires_grad_(False)
+            self.freeze_decoder()
+
+    def freeze_decoder(self) -> None:
+        """Make this instance encoder-only (the loop then exports it as such).
+
+        Decoder and head stay untouched: no gradient, no optimizer state, and DDP does not wait for
+        gradients that never come. Call it any time before the optimizer is built.
+        """
+        self.trains_decoder = False
+        self.net.decoder.requires_grad_(False)
+        self.net.head.requires_grad_(False)
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -86,6 +86,16 @@ class Task:
         self.image_size = image_size or type(self).image_size
         self.seed = seed
         self._cache: dict[str, Split] = {}
+
+    @classmethod
+    def miniature(cls, root: Path) -> dict[str, Any]:
+        """Write a tiny copy of the data under ``root``, in the source's exact layout; return the task's kwargs.
+
+        The task contract (tests/contract) loads and fine-tunes every registered task on its miniature,
+        so a new task is tested as soon as it is registered and offers one.
+        """
+        raise NotImplementedError(f"task {cls.name!r} offers no miniature data set: define the classmethod "
+                                  f"{cls.__name__}.miniature(root) that writes one under root and returns the task's kwargs")
 
     def load(self, split: str) -> Split:
         if split not in SPLITS:

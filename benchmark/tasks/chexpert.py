@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from .base import Split, Task
 from .common import SPLIT_SEED, find_root, group_split, layout_error, parallel_map, read_image, to_nchw
@@ -42,6 +43,11 @@ class CheXpert(Task):
         "  train/patientNNNNN/studyN/viewN_frontal.jpg, valid/...  (Path values are relative to the\n"
         "  folder above --data-root, e.g. CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg)"
     )
+
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        # enough patients that the 5% validation carve holds both classes of every finding
+        return {"data_root": write_miniature(root / "CheXpert-v1.0-small", n_patients=200), "image_size": 32}
 
     def __init__(self, data_root=None, image_size=None, seed=0, max_images: int | None = None):
         super().__init__(data_root, image_size, seed)
@@ -105,3 +111,38 @@ class CheXpert(Task):
         paths = [self._resolve(root, p) for p in df["Path"]]
         x = parallel_map(lambda p: read_image(p, self, "L", self.image_size), paths)
         return Split(to_nchw(x), torch.from_numpy(self.labels(df)), ids=list(df["Path"]))
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+CSV_COLUMNS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding", "Enlarged Cardiomediastinum",
+                    "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation", "Pneumonia",
+                    "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices"]
+
+
+def write_miniature(root: Path, n_patients: int = 24, n_valid: int = 6, size=(30, 36)) -> Path:
+    """CheXpert-v1.0-small: train.csv / valid.csv with Path relative to the root's parent, JPEG views."""
+    rng = np.random.default_rng(5)
+    rows = {"train": [], "valid": []}
+    for part, count in (("train", n_patients), ("valid", n_valid)):
+        for p in range(count):
+            pid = p + 1 if part == "train" else 64541 + p
+            for study in (1, 2) if p % 3 == 0 else (1,):
+                for view, fl in (("view1_frontal", "Frontal"), ("view2_lateral", "Lateral")):
+                    if fl == "Lateral" and p % 2:
+                        continue
+                    rel = f"{root.name}/{part}/patient{pid:05d}/study{study}/{view}.jpg"
+                    path = root.parent / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(rng.integers(0, 256, (size[1], size[0]), dtype=np.uint8)).save(path, quality=90)
+                    row = {c: "" for c in CSV_COLUMNS}
+                    row.update({"Path": rel, "Sex": "Female", "Age": 50, "Frontal/Lateral": fl,
+                                "AP/PA": "AP" if fl == "Frontal" else ""})
+                    for k, c in enumerate(CSV_COLUMNS[5:]):
+                        v = rng.choice([1.0, 0.0, -1.0, np.nan] if part == "train" else [1.0, 0.0])
+                        row[c] = v
+                    rows[part].append(row)
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows["train"], columns=CSV_COLUMNS).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(rows["valid"], columns=CSV_COLUMNS).to_csv(root / "valid.csv", index=False)
+    return root

@@ -53,6 +53,10 @@ class Drive(Task):
     patches_per_image = 8  # labelled patches per training / validation image
     pretrain_patches_per_image = 64  # unlabelled patches per training image for pretraining
 
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        return {"data_root": write_miniature(root / "DRIVE"), "image_size": 32}
+
     def __init__(self, data_root=None, image_size=None, seed=0, patches: bool = False):
         super().__init__(data_root, image_size, seed)
         self.patches = patches
@@ -166,3 +170,23 @@ def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
     ids = [f"{i}@{y},{x}" for i, yy, xx in zip(split.ids, ys.tolist(), xs.tolist()) for y, x in zip(yy, xx)]
     return Split(crop(split.images.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous(), crop(split.targets),
                  crop(split.valid), ids)
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+def write_miniature(root: Path, n_train: int = 5, n_test: int = 3, size=(26, 24)) -> Path:
+    """DRIVE: NN_training.tif / NN_manual1.gif / NN_training_mask.gif (training ids 21.., test ids 01..)."""
+    rng = np.random.default_rng(1)
+    w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    fov = (((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2 <= 0.9).astype(np.uint8) * 255
+    for part, first, n in (("training", 21, n_train), ("test", 1, n_test)):
+        for sub in ("images", "1st_manual", "mask"):
+            (root / part / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(first, first + n):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(
+                root / part / "images" / f"{i:02d}_{part}.tif")
+            Image.fromarray((rng.random((h, w)) < 0.15).astype(np.uint8) * 255, "L").save(
+                root / part / "1st_manual" / f"{i:02d}_manual1.gif")
+            Image.fromarray(fov, "L").save(root / part / "mask" / f"{i:02d}_{part}_mask.gif")
+    return root

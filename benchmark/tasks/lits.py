@@ -38,6 +38,10 @@ class LiTS(Task):
     layout = ("  volume-N.nii[.gz] and segmentation-N.nii[.gz] pairs (N = 0..130), in any sub-folders\n"
               "  (segmentation labels: 0 background, 1 liver, 2 tumour)")
 
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        return {"data_root": write_miniature(root / "LiTS"), "image_size": 16}
+
     def __init__(self, data_root=None, image_size=None, seed=0, other_fraction: float = 0.1,
                  max_volumes: int | None = None):
         super().__init__(data_root, image_size, seed)
@@ -133,3 +137,30 @@ def _orient(a: np.ndarray, ornt: np.ndarray, axial: int) -> np.ndarray:
     if flips[1] > 0:
         a = a[:, :, ::-1]
     return np.ascontiguousarray(a)
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+def miniature_volume(i: int, shape=(20, 18, 12)) -> tuple[np.ndarray, np.ndarray]:
+    """A CT-like int16 volume (air/soft tissue) with a liver block in the middle slices (labels 1, 2)."""
+    rng = np.random.default_rng(100 + i)
+    ct = rng.integers(-1000, 400, shape).astype(np.int16)
+    seg = np.zeros(shape, np.uint8)
+    seg[4:14, 3:12, 4:8] = 1
+    seg[6:8, 5:7, 5:6] = 2  # tumour counts as liver
+    return ct, seg
+
+
+def write_miniature(root: Path, n: int = 6, gz_every: int = 2) -> Path:
+    """LiTS: volume-N.nii[.gz] / segmentation-N.nii[.gz], spread over two 'Training Batch' folders."""
+    import nibabel as nib
+
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])  # LPS-stored like many LiTS volumes
+    for i in range(n):
+        folder = root / ("Training Batch 1" if i < n // 2 else "Training Batch 2")
+        folder.mkdir(parents=True, exist_ok=True)
+        ext = ".nii.gz" if i % gz_every == 0 else ".nii"
+        ct, seg = miniature_volume(i)
+        nib.save(nib.Nifti1Image(ct, affine), folder / f"volume-{i}{ext}")
+        nib.save(nib.Nifti1Image(seg, affine), folder / f"segmentation-{i}{ext}")
+    return root

@@ -86,6 +86,11 @@ class MedMNISTTask(Task):
     image_size = 28
     source = "https://zenodo.org/records/10519652 (or medmnist's download=True / --download)"
 
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        write_miniature(root / "medmnist", cls.flag, counts=None)
+        return {"data_root": root / "medmnist"}
+
     def __init__(self, data_root=None, image_size=None, seed=0, download: bool = False):
         super().__init__(data_root if data_root is not None else default_root(), image_size, seed)
         self.download = download
@@ -210,3 +215,30 @@ def _make(flag: str, class_name: str) -> type[MedMNISTTask]:
 
 # One class per flag, under INFO's class name (``benchmark.tasks.medmnist.RetinaMNIST``...).
 globals().update({name: _make(flag, name) for flag, name in MEDMNIST.items()})
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+def write_miniature(root: Path, flag: str, counts=(12, 4, 6), size: int = 28, n_classes: int | None = None,
+                    channels: int | None = None) -> Path:
+    """MedMNIST npz: {split}_images uint8 (N,H,W) or (N,H,W,3), {split}_labels (N,1) ids or (N,K) 0/1 (multi-label).
+
+    ``counts=None``: every class in every split, as the real sets have (AUC needs them all).
+    """
+    info = INFO[flag]
+    k = n_classes or len(info["label"])
+    counts = counts or (2 * k + 2, k, k + 1)
+    c = channels or info["n_channels"]
+    rng = np.random.default_rng(2)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), counts):
+        shape = (n, size, size) if c == 1 else (n, size, size, 3)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        if KINDS[info["task"]] == "multilabel":  # each label both present and absent in every split
+            arrays[f"{split}_labels"] = ((np.arange(n)[:, None] + np.arange(k)) % 2).astype(np.uint8)
+        else:
+            arrays[f"{split}_labels"] = (np.arange(n) % k).astype(np.uint8)[:, None]
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / file_name(flag, size)
+    np.savez_compressed(path, **arrays)
+    return path

@@ -35,6 +35,10 @@ class Montgomery(Task):
         "  ManualMask/rightMask/MCUCXR_NNNN_{0|1}.png (right lung)"
     )
 
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        return {"data_root": write_miniature(root / "MontgomerySet"), "image_size": 32}
+
     def __init__(self, data_root=None, image_size=None, seed=0):
         super().__init__(data_root, image_size, seed)
         self._files: list[Path] | None = None
@@ -73,3 +77,23 @@ class Montgomery(Task):
         targets = torch.from_numpy(np.stack(y))
         return Split(to_nchw(x), targets, valid=torch.ones_like(targets, dtype=torch.bool),
                      ids=[p.stem for p in files])
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+def write_miniature(root: Path, n: int = 10, size=(40, 48)) -> Path:
+    """Montgomery: CXR_png/MCUCXR_NNNN_{0|1}.png + ManualMask/{left,right}Mask/ same names."""
+    rng = np.random.default_rng(3)
+    w, h = size
+    for sub in ("CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        name = f"MCUCXR_{i + 1:04d}_{i % 2}.png"
+        Image.fromarray(rng.integers(0, 4096, (h, w), dtype=np.uint16).astype(np.uint16)).save(root / "CXR_png" / name)
+        left = np.zeros((h, w), np.uint8)
+        left[5:h - 5, 3:w // 2 - 2] = 255
+        right = np.zeros((h, w), np.uint8)
+        right[5:h - 5, w // 2 + 2:w - 3] = 255
+        Image.fromarray(left).save(root / "ManualMask/leftMask" / name)
+        Image.fromarray(right).save(root / "ManualMask/rightMask" / name)
+    return root

@@ -8,9 +8,11 @@ resized to ``image_size`` squared (bilinear).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .base import Split, Task
 from .common import find_root, layout_error, parallel_map, read_image, stratified_split, to_nchw
@@ -31,6 +33,10 @@ class Shenzhen(Task):
     source = "https://openi.nlm.nih.gov/faq (Shenzhen CXR set, ChinaSet_AllFiles.zip)"
     layout = "  CXR_png/CHNCXR_NNNN_{0|1}.png   (662 chest X-rays; the last digit is the label, 1 = TB)"
 
+    @classmethod
+    def miniature(cls, root: Path) -> dict:
+        return {"data_root": write_miniature(root / "ChinaSet_AllFiles"), "image_size": 32}
+
     def _load(self, split: str) -> Split:
         root = find_root(self.require_root(), "CXR_png", ("ChinaSet_AllFiles",))
         folder = root / "CXR_png"
@@ -48,3 +54,17 @@ class Shenzhen(Task):
         chosen = [files[i] for i in idx]
         x = parallel_map(lambda p: read_image(p, self, "L", self.image_size), chosen)
         return Split(to_nchw(x), torch.from_numpy(labels[idx].astype(np.int64)), ids=[p.stem for p in chosen])
+
+
+# ----------------------------------------------------------------------------- miniature data (contract tests)
+
+def write_miniature(root: Path, n: int = 20, size=(36, 40)) -> Path:
+    """Shenzhen: CXR_png/CHNCXR_NNNN_{0|1}.png, label = last digit (some files RGB, as in the real set)."""
+    rng = np.random.default_rng(4)
+    (root / "CXR_png").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        mode_rgb = i % 5 == 0
+        arr = rng.integers(0, 256, (size[1], size[0], 3) if mode_rgb else (size[1], size[0]), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "CXR_png" / f"CHNCXR_{i + 1:04d}_{int(i % 3 == 0)}.png")
+    (root / "CXR_png" / "Thumbs.db").write_bytes(b"\0" * 10)
+    return root

@@ -248,6 +248,10 @@ class SynthFundus(Task):
     sizes = {"train": 16, "val": 16, "test": 64, "pool": 2048}
     base_seed = 1000
 
+    @classmethod
+    def miniature(cls, root) -> dict:
+        return {}  # generated in memory: nothing to write
+
     def _fundus(self, split: str) -> Fundus:
         return generate(self.sizes[split], int(self.image_size), self.base_seed + SPLIT_SEEDS[split])
 

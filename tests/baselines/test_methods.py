@@ -1,24 +1,16 @@
-import math
-
+"""The baselines' own behaviour; what every method shares is checked by tests/contract on every registered one."""
 import pytest
 import torch
 
 from baselines import BYOL, MoCo, ModelGenesis, SimCLR
 from benchmark.registry import method_class
-from zoo import PretrainMethod, UNet
 
-SMALL = {  # tiny heads so the tests stay fast; the defaults are the papers'
-    SimCLR: dict(hidden_dim=64, out_dim=32),
-    BYOL: dict(hidden_dim=64, out_dim=32),
-    MoCo: dict(hidden_dim=64, out_dim=32, queue_size=64),
-    ModelGenesis: {},
-}
-METHODS = list(SMALL)
+BASELINES = [SimCLR, BYOL, MoCo, ModelGenesis]
 
 
 def make(cls, tiny_unet, channels=3, seed=0):
     torch.manual_seed(seed)
-    return cls(tiny_unet(channels, seed=seed), **SMALL[cls])
+    return cls(tiny_unet(channels, seed=seed), **cls.tiny_hparams)
 
 
 def gen(seed=0):
@@ -27,8 +19,9 @@ def gen(seed=0):
 
 def test_registry_names_every_baseline():
     for name, cls in (("simclr", SimCLR), ("byol", BYOL), ("moco", MoCo), ("genesis", ModelGenesis)):
-        assert method_class(name) is cls and cls.name == name and issubclass(cls, PretrainMethod)
+        assert method_class(name) is cls and cls.name == name
     assert ModelGenesis.trains_decoder and not any(c.trains_decoder for c in (SimCLR, BYOL, MoCo))
+    assert [c.paper_name for c in BASELINES] == ["SimCLR-v1", "BYOL", "MoCo", "Model Genesis"]
 
 
 def test_hparams_show_the_papers_defaults():
@@ -39,50 +32,12 @@ def test_hparams_show_the_papers_defaults():
     assert ModelGenesis.hparams()["p_translation"] == 0.9
 
 
-@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
-@pytest.mark.parametrize("channels", [1, 3])
-def test_loss_is_finite_and_gradients_reach_the_right_parts(cls, channels, tiny_unet):
-    method = make(cls, tiny_unet, channels)
-    out = method(torch.rand(8, channels, 32, 32), gen())
-    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
-    out["loss"].backward()
-    encoder_grads = [p.grad for p in method.net.encoder.parameters()]
-    assert all(g is not None for g in encoder_grads) and sum(g.abs().sum() for g in encoder_grads) > 0
-    decoder = list(method.net.decoder.parameters()) + list(method.net.head.parameters())
-    if cls.trains_decoder:
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
-    else:
-        assert all(p.grad is None and not p.requires_grad for p in decoder)
-    for p in method.parameters():  # EMA teachers take no gradient
-        if not p.requires_grad:
-            assert p.grad is None
-
-
-@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
-def test_views_are_reproducible_and_exported_net_is_the_unet(cls, tiny_unet):
-    method = make(cls, tiny_unet)
+@pytest.mark.parametrize("cls", BASELINES, ids=lambda c: c.name)
+def test_views_are_image_shaped(cls, tiny_unet):
+    """No baseline view is a mask: each is a whole corrupted or augmented image."""
     images = torch.rand(4, 3, 32, 32)
-    a, b = method.views(images, gen(3)), method.views(images, gen(3))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert all(v.shape == images.shape and v.min() >= 0 and v.max() <= 1 for v in a.values())
-    assert method.export() is method.net and isinstance(method.export(), UNet)
-
-
-@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
-def test_direct_optimisation_lowers_the_loss(cls, tiny_unet):
-    method = make(cls, tiny_unet)
-    images = torch.rand(8, 3, 32, 32, generator=gen(5))
-    views = method.views(images, gen(6))  # fixed views: the loss is a deterministic function of the weights
-    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-3)
-    losses = []
-    for _ in range(15):
-        loss = method.loss(images, views)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.9 * losses[0], losses
+    views = make(cls, tiny_unet).views(images, gen(3))
+    assert views and all(v.shape == images.shape for v in views.values())
 
 
 def test_genesis_loss_is_the_mse_of_the_sigmoid_restoration(tiny_unet):

@@ -1,10 +1,10 @@
-"""tower.method.Tower: finite loss with both parts, gradients where they belong, ablations, errors."""
+"""tower.method.Tower: its loss parts, ablations and errors (the shared method contract: tests/contract)."""
 import pytest
 import torch
 
 from tower.method import Tower
 
-SMALL_HEAD = dict(proj_hidden_dim=32, proj_dim=16)
+SMALL_HEAD = Tower.tiny_hparams
 
 
 def grads(module):
@@ -27,7 +27,6 @@ def test_loss_parts_and_gradients(tiny_unet):
     for part in (method.net.encoder, method.net.decoder, method.net.head, method.projector):
         g = grads(part)
         assert all(x is not None for x in g) and sum(x.abs().sum() for x in g) > 0, type(part).__name__
-    assert method.export() is method.net
 
 
 def test_ablations_skip_their_branch(tiny_unet):
@@ -36,6 +35,7 @@ def test_ablations_skip_their_branch(tiny_unet):
     assert set(out) == {"loss", "contrastive"}
     assert not any(p.requires_grad for p in con.net.decoder.parameters())
     assert not con.trains_decoder and Tower(tiny_unet(), **SMALL_HEAD).trains_decoder  # exported as encoder-only
+    assert Tower.trains_decoder and Tower.paper_name == "TOWER"  # the class default is untouched
     gen = Tower(tiny_unet(), contrastive_weight=0.0, mask="stripes", **SMALL_HEAD)
     out = step(gen)
     assert set(out) == {"loss", "generative"}

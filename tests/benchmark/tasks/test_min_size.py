@@ -1,25 +1,8 @@
-"""No budget silently shrinks a task below the size at which its targets survive (issue: DRIVE at 64 px)."""
+"""DRIVE patches below its minimum size; a task that cannot patch is refused (every task: tests/contract)."""
 import pytest
 
 from benchmark import registry
 from benchmark.config import BUDGETS
-
-
-@pytest.mark.parametrize("budget", list(BUDGETS))
-@pytest.mark.parametrize("name", list(registry.TASKS))
-def test_no_task_is_shrunk_below_its_minimum_size(name, budget):
-    cls = registry.task_class(name)
-    size = BUDGETS[budget].image_size
-    try:
-        task = registry.make_task(name, None, size)
-    except registry.TaskSizeError as err:  # refused: the message names a budget that fits
-        fits = [b for b in BUDGETS if (BUDGETS[b].image_size or cls.image_size) >= cls.min_size]
-        assert fits and any(f"--budget {b}" in str(err) or f" or {b}" in str(err) for b in fits)
-        return
-    if getattr(task, "patches", False):  # native resolution, patches of the budget's size
-        assert task.read_size is None and task.image_size == (size or cls.image_size)
-    else:
-        assert task.image_size >= cls.min_size
 
 
 def test_drive_patches_below_512_and_keeps_full_images_at_the_paper_size():
