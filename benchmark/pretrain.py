@@ -81,7 +81,7 @@ def pretrain(cfg: PretrainConfig, *, images: torch.Tensor | None = None, modalit
              resume: bool = False, progress: bool = True) -> Path:
     """Pretrain ``cfg.method`` on ``images`` (uint8 (N, C, H, W); default: ``cfg.task``'s training split).
 
-    Returns the folder of the exported U-Net (``zoo.hub.from_pretrained`` loads it). Under torchrun
+    Returns the folder of the exported U-Net (``UNet.from_pretrained`` loads it). Under torchrun
     every rank calls this; only rank 0 writes files and prints.
     """
     tune_malloc()
@@ -256,7 +256,7 @@ def _save(run: _Run, step: int, pending: list[dict]) -> dict | None:
 
 
 def _export(run: _Run, health: dict | None, last_loss: float | None) -> Path:
-    """Rank 0's export of the U-Net with the run's description: ``zoo.hub.from_pretrained`` loads it."""
+    """Rank 0's export of the U-Net with the run's description: ``UNet.from_pretrained`` loads it."""
     from zoo.hub import save_pretrained  # lazy: the loop does not depend on hub until it exports
 
     method, cfg = run.parts.method, run.cfg

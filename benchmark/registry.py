@@ -98,7 +98,8 @@ def resolve_task(spec: str, **own_options) -> str:
             flags = ", ".join("--" + k.replace("_", "-") for k in own_only)
             raise ConfigError(f"{flags}: only for own data (a CSV manifest or a folder), not the task {spec!r}")
         return spec
-    from .tasks.manifest import OwnOptions, own_task_class
+    from .tasks.manifest import OwnOptions
+    from .tasks.own import own_task_class
 
     cls = own_task_class(path, OwnOptions(**given))
     OWN[cls.name] = cls

@@ -125,7 +125,7 @@ def show_views(method: str, task: str, *, model: str | Path | None = None, n: in
     images = images[:n]
     fov = None if fov is None else fov[:n]
     if model is not None:
-        from zoo.hub import from_pretrained
+        from zoo.unet import from_pretrained
 
         net = from_pretrained(model)
     else:  # views do not depend on the network: the smallest one will do

@@ -13,10 +13,10 @@ _EXPORTS = {
     "cosine_momentum": "ema", "ema_update": "ema", "frozen_copy": "ema",
     "MLPHead": "heads", "prediction_head": "heads", "projection_head": "heads",
     "ExportInfo": "export",
-    "from_pretrained": "hub", "load_config": "hub", "push_to_hub": "hub", "save_pretrained": "hub",
+    "from_pretrained": "unet", "load_config": "hub", "push_to_hub": "hub", "save_pretrained": "hub",
     "cosine_regression": "losses", "info_nce": "losses", "info_nce_with_negatives": "losses",
     "PretrainMethod": "method",
-    "UNet": "unet", "UNetConfig": "unet",
+    "UNet": "unet", "UNetConfig": "unet_config",
 }
 
 __all__ = list(_EXPORTS)

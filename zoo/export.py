@@ -28,6 +28,7 @@ from torch import nn
 
 from .errors import BadFileError
 from .io import atomic_write, package_version, stable_hash
+from .unet_config import UNetConfig
 
 FORMAT = 1
 CONFIG_FILE, ENCODER_FILE, DECODER_FILE = "config.json", "model.safetensors", "decoder.safetensors"
@@ -117,8 +118,6 @@ class ExportInfo:
     @classmethod
     def from_timm(cls, config: dict, where: str) -> "ExportInfo":
         """The info of a plain timm folder: its encoder, a fresh default decoder."""
-        from .unet import UNetConfig  # here, not at the top: unet imports the hub mixin, which imports this
-
         model_args = dict(config.get("model_args") or {})
         in_chans = model_args.pop("in_chans", None) or (config.get("pretrained_cfg") or {}).get("input_size", [3])[0]
         unet = UNetConfig(encoder=config["architecture"], in_chans=in_chans, out_chans=in_chans,

@@ -36,7 +36,7 @@ from .export import (
 from .io import atomic_write_text
 
 __all__ = ["CARD_FILE", "CONFIG_FILE", "DECODER_FILE", "ENCODER_FILE", "FILES", "REPO_PLACEHOLDER", "ExportInfo",
-           "HubMixin", "card_for_repo", "from_pretrained", "load_config", "push_to_hub", "save_pretrained",
+           "HubMixin", "card_for_repo", "load_config", "push_to_hub", "save_pretrained",
            "validate_folder"]
 
 
@@ -189,13 +189,6 @@ class HubMixin:
             folder = self.save_pretrained(Path(tmp) / "saved", **save_kwargs)
             return push_to_hub(folder, repo_id, private=private, revision=revision, commit_message=commit_message,
                                token=token)
-
-
-def from_pretrained(name_or_path: str | Path, **kwargs: Any):
-    """``UNet.from_pretrained`` (kept as a function for code that loads without naming the class)."""
-    from .unet import UNet
-
-    return UNet.from_pretrained(name_or_path, **kwargs)
 
 
 def save_pretrained(net: HubMixin, save_dir: str | Path, **kwargs: Any) -> Path:

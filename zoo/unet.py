@@ -7,8 +7,6 @@ output cropped back, so there is no special case for 28-px MedMNIST or 584x565 D
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import timm
 import torch
 import torch.nn.functional as F
@@ -16,29 +14,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .hub import HubMixin
-
-
-@dataclass
-class UNetConfig:
-    """Everything needed to rebuild a UNet; stored in config.json next to the weights."""
-
-    encoder: str = "resnet50"
-    in_chans: int = 3
-    out_chans: int = 3
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
-    encoder_kwargs: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["decoder_channels"] = list(self.decoder_channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        if "decoder_channels" in known:
-            known["decoder_channels"] = tuple(known["decoder_channels"])
-        return cls(**known)
+from .unet_config import UNetConfig
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -166,3 +142,8 @@ class UNet(HubMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.forward_features(x), x.shape[-2:])
+
+
+def from_pretrained(name_or_path, **kwargs) -> UNet:
+    """``UNet.from_pretrained`` as a function, for code that loads without naming the class."""
+    return UNet.from_pretrained(name_or_path, **kwargs)

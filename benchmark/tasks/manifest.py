@@ -357,12 +357,3 @@ def read_csv(path: Path, options: OwnOptions) -> type[OwnTask]:
                 raise DataError(f"{path}: the {split} split is empty (no row has split={split}); expected at least "
                                 "one row in each of train, val, test")
     return make_class(path, samples, kind, classes, options, CSV_LAYOUT, raw)
-
-
-def own_task_class(path: Path, options: OwnOptions) -> type[OwnTask]:
-    """The task class of a CSV manifest or a data folder."""
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return read_csv(path, options)
-    from .folders import read_folder
-
-    return read_folder(path, options)

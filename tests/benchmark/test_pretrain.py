@@ -21,7 +21,7 @@ from benchmark.config import BUDGETS, PretrainConfig
 from benchmark.pretrain import CHECKPOINT, METRICS, NonFiniteLossError, pretrain, resolve
 from benchmark.schedule import cosine_lr
 from tests.conftest import TINY_DECODER, TINY_ENCODER
-from zoo import PretrainMethod, info_nce, projection_head
+from zoo import PretrainMethod, UNet, info_nce, projection_head
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.benchmark.test_pretrain:Toy"
@@ -163,7 +163,7 @@ def test_unknown_method_and_hparam_are_clear_errors(tmp_path):
 
 @pytest.mark.parametrize("name", ["toy", *available_methods()])
 def test_every_method_learns_and_exports(name, tmp_path):
-    hub = pytest.importorskip("zoo.hub")
+    pytest.importorskip("zoo.hub")
     images = tiny_images(8)
     cfg = tiny_cfg(tmp_path / "run", method=name, lr=1e-2, max_steps=24, checkpoint_every=24, epochs=24)
     fitted = resolve(cfg, 32, torch.device("cpu"), len(images))  # hparams fitted to 8 images (MoCo's queue)
@@ -178,7 +178,7 @@ def test_every_method_learns_and_exports(name, tmp_path):
     before, after = fixed_batch_loss(fresh, images), fixed_batch_loss(trained, images)
     assert after < 0.95 * before, f"{name}: loss on a fixed batch went {before:.4f} -> {after:.4f}"
 
-    net = hub.from_pretrained(export)
+    net = UNet.from_pretrained(export)
     exported = trained.export().state_dict()
     assert set(net.state_dict()) == set(exported)
     for k, v in net.state_dict().items():

@@ -94,6 +94,6 @@ def test_torchrun_two_processes_train_and_export(tmp_path):
     info = config["tower_bench"]["pretrain"]
     assert info["world_size"] == 2 and info["steps"] == 3 and info["global_batch"] == 8
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
-    from zoo.hub import from_pretrained
+    from zoo.unet import from_pretrained
 
     assert from_pretrained(out / "export").config.encoder == "test_resnet"

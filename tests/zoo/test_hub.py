@@ -21,12 +21,12 @@ from zoo.hub import (
     ENCODER_FILE,
     FILES,
     REPO_PLACEHOLDER,
-    from_pretrained,
     load_config,
     push_to_hub,
     save_pretrained,
 )
 from zoo.io import stable_hash
+from zoo.unet import from_pretrained
 
 from ..conftest import TINY_ENCODER
 
@@ -118,7 +118,7 @@ def test_hub_id_loads_from_the_offline_cache(saved, tmp_path):
     _populate_hf_cache(path, home / "hub", "org/name")
     code = f"""
 import timm, torch
-from zoo.hub import from_pretrained
+from zoo.unet import from_pretrained
 from zoo import UNet
 a, b = from_pretrained("org/name").eval(), from_pretrained({str(path)!r}).eval()
 assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
