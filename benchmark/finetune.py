@@ -1,10 +1,10 @@
-"""The one downstream protocol every initialisation goes through.
+"""The downstream protocols every initialisation goes through (``FinetuneConfig.protocol``).
 
-Segmentation: the U-Net from the init (its decoder too when the method trained one), pixel-wise
-cross-entropy, Dice inside the field of view. Classification: the init's encoder plus a linear
-head on pooled features, cross-entropy (BCE for multi-label), AUC as MedMNIST computes it.
-Adam + cosine, early stopping on the validation metric, the best validation model scored once
-on the full test split.
+``finetune`` (the paper). Segmentation: the U-Net from the init (its decoder too when the method
+trained one), pixel-wise cross-entropy, Dice inside the field of view. Classification: the init's
+encoder plus a linear head on pooled features, cross-entropy (BCE for multi-label), AUC as MedMNIST
+computes it. Adam + cosine, early stopping on the validation metric, the best validation model
+scored once on the full test split. ``linear`` and ``knn`` freeze the encoder (benchmark/probe.py).
 """
 from __future__ import annotations
 
@@ -13,92 +13,22 @@ import itertools
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo import UNet, UNetConfig
-from zoo.io import package_version, stable_hash
+from zoo.io import package_version
 
 from . import registry
-from .config import budget as get_budget
+from .config import FinetuneConfig
 from .errors import TORCH_OOM, batch_too_large
-from .hardware import bf16_native
 from .tasks.base import Split, Task
-
-
-@dataclass
-class FinetuneConfig:
-    task: str
-    init: str = "random"
-    init_decoder: str | None = None  # segmentation only: take the decoder from another init
-    encoder: str = "resnet50"
-    image_size: int | None = None
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    patience: int = 30  # epochs without a better validation score, counted in steps (x steps per epoch)
-    # Steps, so that a tiny training split (DRIVE: 16 images = 1 step per epoch) is not stopped after
-    # a handful of updates, while the class prior is still all a model has learned:
-    min_steps: int = 0  # train at least this many steps, whatever ``epochs`` says
-    patience_steps: int = 0  # patience is at least this many steps
-    stop_after: int = 0  # early stopping never fires before this step
-    eval_every: int = 0  # validation once per epoch, but at most every this many steps (tiny splits)
-    warmup_steps: int = 0  # linear warm-up, then cosine decay to 0
-    loss: str = "ce"  # "ce" (the paper) | "ce+dice" (segmentation: leaves the all-background prior fast)
-    fast: bool = False  # bf16 autocast + channels_last, where the device runs bf16 natively
-    seed: int = 0
-    label_fraction: float = 1.0
-    augment: bool = True
-    budget: str = "custom"
-    data_root: str | None = None
-    imagenet_weights: str | None = None
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
-    eval_batch_size: int = 64
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ValueError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown fine-tuning loss {self.loss!r}; valid: {', '.join(LOSSES)}")
-
-    @classmethod
-    def from_budget(cls, budget: str, task: Task, task_name: str, **overrides) -> "FinetuneConfig":
-        """The budget's fine-tuning sizes for ``task`` (its kind picks epochs, batch size and lr);
-        ``overrides`` that are None are ignored."""
-        b = get_budget(budget)
-        optim = b.finetune_optim(task.kind)
-        fields = dict(
-            task=task_name, encoder=b.encoder, image_size=task.image_size, epochs=b.finetune_epochs(task.kind),
-            batch_size=optim.batch_size, lr=optim.lr, patience=b.finetune_patience, budget=budget,
-            decoder_channels=b.decoder_channels or cls.decoder_channels, min_steps=b.finetune_min_steps,
-            patience_steps=b.finetune_patience_steps, stop_after=b.finetune_stop_after,
-            eval_every=b.finetune_eval_every, warmup_steps=b.finetune_warmup_steps,
-            loss=b.finetune_loss if task.kind == "segmentation" else "ce", fast=b.fast and bf16_native(),
-        )
-        fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
-        return cls(**fields)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["decoder_channels"] = list(self.decoder_channels)
-        return d
-
-    def hash(self) -> str:
-        """Names the protocol, not the run: seed, label fraction and where the data lives are left out."""
-        d = self.to_dict()
-        for key in ("seed", "label_fraction", "data_root", "eval_batch_size", "init", "init_decoder"):
-            d.pop(key)
-        return stable_hash(d)
 
 
 class Classifier(nn.Module):
@@ -184,9 +114,6 @@ def build_model(cfg: FinetuneConfig, task: Task) -> nn.Module:
     return net
 
 
-LOSSES = ("ce", "ce+dice")
-
-
 def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1 - soft Dice of the foreground classes, pooled over the batch (Milletari et al. 2016, V-Net).
 
@@ -217,11 +144,13 @@ def predict(model: nn.Module, split: Split, kind: str, batch_size: int, device: 
         x = split.images[start : start + batch_size].to(device).float().div_(255)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
             logits = model(x.contiguous(memory_format=torch.channels_last) if fast else x).float()
-        if kind == "segmentation":
-            out.append(logits.argmax(1).to(torch.uint8).cpu())
-        else:
-            out.append((torch.sigmoid(logits) if kind == "multilabel" else logits.softmax(1)).cpu())
+        out.append((logits.argmax(1).to(torch.uint8) if kind == "segmentation" else to_scores(logits, kind)).cpu())
     return torch.cat(out)
+
+
+def to_scores(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """Classification logits -> the probabilities AUC is computed on (sigmoid per label, else softmax)."""
+    return torch.sigmoid(logits) if kind == "multilabel" else logits.softmax(1)
 
 
 def score(pred: torch.Tensor, split: Split, kind: str) -> dict:
@@ -317,28 +246,60 @@ class Schedule:
         return step - best_step >= self.patience and step >= self.stop_after
 
 
-def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = True,
-             device: torch.device | None = None) -> dict:
-    """Fine-tune one (init, seed, label fraction) and return its result record."""
+@dataclass
+class Trained:
+    """What the training loop leaves: the validation curve, where it peaked, how long it ran."""
+
+    plan: Schedule
+    best: float
+    best_step: int
+    steps: int
+    curve: list[float]
+    curve_steps: list[int]
+
+    def record(self) -> dict:
+        per_epoch = self.plan.steps_per_epoch
+        return {"val_best": self.best, "curve": self.curve, "curve_steps": self.curve_steps,
+                "best_check": self.curve_steps.index(self.best_step), "best_step": self.best_step,
+                "best_epoch": (self.best_step - 1) // per_epoch, "steps_run": self.steps,
+                "epochs_run": math.ceil(self.steps / per_epoch), "steps_per_epoch": per_epoch}
+
+
+Batch = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def image_batches(cfg: FinetuneConfig, train: Split, kind: str, device: torch.device) -> Batch:
+    """Training sample indices -> (images in [0, 1], targets) on ``device``, augmented as the paper."""
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    seg = kind == "segmentation"
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = train.images[idx], train.targets[idx]
+        if device.type == "cuda":  # page-locked, so the copies below really run asynchronously
+            x, y = x.pin_memory(), y.pin_memory()
+        x = x.to(device, non_blocking=True).float().div_(255)
+        y = y.to(device, non_blocking=True)
+        if cfg.augment:
+            x, y_aug = augment_batch(x, y if seg else None, generator)
+            y = y_aug if seg else y
+        return (x.contiguous(memory_format=torch.channels_last) if cfg.fast else x), y
+
+    return batch
+
+
+def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch,
+               validate: Callable[[nn.Module], float], kind: str, device: torch.device, progress: bool) -> Trained:
+    """Adam + cosine on ``model``'s trainable parameters, validated on the schedule, stopped early; ``model``
+    ends in its best validation state. Shared by fine-tuning and the linear probes (``batch`` feeds it)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .schedule import cosine_lr
 
-    start_time = time.perf_counter()
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    task = task or registry.make_task(cfg.task, cfg.data_root, cfg.image_size)
-    train, val, test = task.load("train"), task.load("val"), task.load("test")
-    train = labelled_subset(train, cfg.label_fraction, cfg.seed)
-    model = build_model(cfg, task).to(device)
-    if cfg.fast:
-        model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    plan = Schedule.of(cfg, len(train))
+    plan = Schedule.of(cfg, n_train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, plan.total, cfg.warmup_steps))
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
     order_gen = torch.Generator().manual_seed(cfg.seed)
-    seg = task.kind == "segmentation"
 
     curve: list[float] = []
     curve_steps: list[int] = []
@@ -348,22 +309,14 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
     step = 0
     try:
         with Progress(*columns, disable=not progress, transient=True) as bar:
-            job = bar.add_task(f"fine-tune {cfg.task} init={cfg.init} seed={cfg.seed}", total=plan.total, info="")
+            job = bar.add_task(f"{cfg.protocol} {cfg.task} init={cfg.init} seed={cfg.seed}", total=plan.total,
+                               info="")
             model.train()
-            for idx in itertools.islice(epochs_of_batches(len(train), cfg.batch_size, order_gen), plan.total):
-                x, y = train.images[idx], train.targets[idx]
-                if device.type == "cuda":  # page-locked, so the copies below really run asynchronously
-                    x, y = x.pin_memory(), y.pin_memory()
-                x = x.to(device, non_blocking=True).float().div_(255)
-                y = y.to(device, non_blocking=True)
-                if cfg.augment:
-                    x, y_aug = augment_batch(x, y if seg else None, generator)
-                    y = y_aug if seg else y
-                if cfg.fast:
-                    x = x.contiguous(memory_format=torch.channels_last)
+            for idx in itertools.islice(epochs_of_batches(n_train, cfg.batch_size, order_gen), plan.total):
+                x, y = batch(idx)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast):
                     logits = model(x)
-                loss = _loss(logits, y, task.kind, cfg.loss)
+                loss = _loss(logits, y, kind, cfg.loss)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step + 1} "
                                              f"(init {cfg.init}); lower --lr")
@@ -374,28 +327,50 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
                 step += 1
                 if not plan.evaluates(step):
                     continue
-                value = evaluate(model, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
+                value = validate(model)
                 model.train()
                 curve.append(value)
                 curve_steps.append(step)
                 if value > best:
                     best, best_step = value, step
                     best_state = copy.deepcopy(model.state_dict())
-                bar.update(job, completed=step, info=f"val {task.metric} {value:.2f} (best {best:.2f} @ step {best_step})")
+                bar.update(job, completed=step, info=f"val {value:.2f} (best {best:.2f} @ step {best_step})")
                 if plan.stops(step, best_step):
                     break
     except TORCH_OOM as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
         raise batch_too_large("fine-tuning", cfg.batch_size, f"step {step + 1} on {device}") from err
     model.load_state_dict(best_state)
-    result = evaluate(model, test, task.kind, cfg.eval_batch_size, device, cfg.fast)
+    return Trained(plan, best, best_step, step, curve, curve_steps)
+
+
+def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = True,
+             device: torch.device | None = None) -> dict:
+    """Fine-tune (or probe, ``cfg.protocol``) one (init, seed, label fraction) and return its result record."""
+    start_time = time.perf_counter()
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    task = task or registry.make_task(cfg.task, cfg.data_root, cfg.image_size)
+    cfg.check_task(task.kind)
+    train, val, test = task.load("train"), task.load("val"), task.load("test")
+    train = labelled_subset(train, cfg.label_fraction, cfg.seed)
+    model = build_model(cfg, task).to(device)
+    if cfg.fast:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.protocol == "finetune":
+        def validate(m: nn.Module) -> float:
+            return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
+
+        trained = train_loop(cfg, model, len(train), image_batches(cfg, train, task.kind, device), validate,
+                             task.kind, device, progress)
+        result = {**evaluate(model, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
+    else:
+        from .probe import probe
+
+        result = probe(cfg, model, task, train, val, test, device, progress)
     return {
         "task": cfg.task, "init": cfg.init if cfg.init_decoder is None else f"{cfg.init}+{cfg.init_decoder}",
-        "seed": cfg.seed, "label_fraction": cfg.label_fraction, "budget": cfg.budget,
+        "seed": cfg.seed, "label_fraction": cfg.label_fraction, "budget": cfg.budget, "protocol": cfg.protocol,
         "config_hash": cfg.hash(), "config": cfg.to_dict(), "metric": task.metric, **result, "input": task.input_note,
         "trivial": trivial_scores(test, task.kind, task.num_classes, train),
-        "val_best": best, "curve": curve, "curve_steps": curve_steps, "best_check": curve_steps.index(best_step),
-        "best_step": best_step, "best_epoch": (best_step - 1) // plan.steps_per_epoch, "steps_run": step,
-        "epochs_run": math.ceil(step / plan.steps_per_epoch), "steps_per_epoch": plan.steps_per_epoch,
         "pretrain_health": pretrain_health(cfg.init), "n_train": len(train),
         "n_train_images": len(set(train.sources)), "n_test": len(test),
         "wall_time_s": time.perf_counter() - start_time, "versions": _versions(),
