@@ -10,6 +10,7 @@ from .options import (
     BudgetFilter,
     Holm,
     LabelFraction,
+    Protocol,
     Reference,
     Store,
 )
@@ -24,9 +25,10 @@ def leaderboard_command(
     budget: BudgetFilter = None,
     label_fraction: LabelFraction = 1.0,
     name: BoardName = None,
+    protocol: Protocol = "finetune",
 ) -> None:
     """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
     from benchmark.leaderboard import refresh_leaderboard
 
     refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
-                        label_fraction=label_fraction, name=name)
+                        label_fraction=label_fraction, name=name, protocol=protocol)

@@ -12,6 +12,7 @@ from .options import (
     Budget,
     CpusPerJob,
     DataRoot,
+    Download,
     GpusPerJob,
     ImagenetWeights,
     JobsDir,
@@ -22,6 +23,7 @@ from .options import (
     Partition,
     PretrainSeeds,
     Progress,
+    Protocol,
     Reference,
     Seeds,
     SlurmOption,
@@ -57,6 +59,8 @@ def run_command(
     cpus_per_job: CpusPerJob = None,
     array_parallelism: ArrayParallelism = None,
     slurm_option: SlurmOption = [],
+    protocol: Protocol = "finetune",
+    download: Download = False,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
     from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
@@ -75,7 +79,7 @@ def run_command(
     try:
         paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
-                    chosen, pretrain_seeds)
+                    chosen, pretrain_seeds, protocol, download)
     except JobsFailedError as err:  # one line; the logs hold the tracebacks
         raise ValueError(str(err)) from err
     console.print("leaderboard files: " + ", ".join(str(p) for p in paths))
