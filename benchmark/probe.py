@@ -56,17 +56,22 @@ def pooled_features(net: nn.Module, split: Split, batch_size: int, device: torch
 
 
 def knn_scores(bank: torch.Tensor, bank_targets: torch.Tensor, queries: torch.Tensor, kind: str,
-               num_classes: int, k: int = KNN_K, temperature: float = KNN_TEMPERATURE) -> torch.Tensor:
+               num_classes: int, k: int = KNN_K, temperature: float = KNN_TEMPERATURE,
+               chunk: int = 1024) -> torch.Tensor:
     """Each query's weighted vote shares among its ``k`` most cosine-similar bank samples: (N, classes)
-    class scores, or (N, labels) label scores for multi-label targets (the weighted share that has it)."""
-    bank, queries = F.normalize(bank.float(), dim=1), F.normalize(queries.float(), dim=1)
-    sim, idx = (queries @ bank.T).topk(min(k, len(bank)), dim=1)
-    weights = (sim / temperature).exp()
-    if kind == "multilabel":
-        votes = bank_targets.float()[idx]
-    else:
-        votes = F.one_hot(bank_targets.long()[idx], max(num_classes, 2)).float()
-    return (weights.unsqueeze(-1) * votes).sum(1) / weights.sum(1, keepdim=True)
+    class scores, or (N, labels) label scores for multi-label targets (the weighted share that has it).
+    Queries go ``chunk`` at a time, so the similarity matrix of a large split never exists whole."""
+    bank = F.normalize(bank.float(), dim=1)
+    out = []
+    for q in F.normalize(queries.float(), dim=1).split(chunk):
+        sim, idx = (q @ bank.T).topk(min(k, len(bank)), dim=1)
+        weights = (sim / temperature).exp()
+        if kind == "multilabel":
+            votes = bank_targets.float()[idx]
+        else:
+            votes = F.one_hot(bank_targets.long()[idx], max(num_classes, 2)).float()
+        out.append((weights.unsqueeze(-1) * votes).sum(1) / weights.sum(1, keepdim=True))
+    return torch.cat(out)
 
 
 def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: Split, test: Split,
