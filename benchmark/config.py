@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from zoo.io import stable_hash
 
 from .errors import ConfigError, UnknownNameError
 from .hardware import bf16_native
+
+if TYPE_CHECKING:
+    from .tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -122,19 +126,42 @@ BUDGETS: dict[str, Budget] = {
 BUDGET_HELP = f"size preset: {', '.join(BUDGETS)} (benchmark/config.py)"
 
 
-def budget(name: str) -> Budget:
+def budget(name: str | Budget) -> Budget:
+    """The budget called ``name``; a resolved ``Budget`` is returned as it is, so callers that resolved
+    it once pass it down instead of its name."""
+    if isinstance(name, Budget):
+        return name
     if name not in BUDGETS:
         raise UnknownNameError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
     return BUDGETS[name]
 
 
-# Fields that change where or how fast a run goes, not what it computes.
-_UNHASHED = frozenset({"out", "data_root", "checkpoint_every", "threads", "device", "deterministic"})
+class HashedConfig:
+    """A dataclass config whose hash names what it computes: every field but the ``UNHASHED`` ones."""
+
+    UNHASHED: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (tuples as lists, as they come back from a record)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k not in self.UNHASHED}
+
+    def hash(self) -> str:
+        return stable_hash(self.hashed_fields())
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(HashedConfig):
     """One pretraining run. ``batch_size`` is global: split evenly over the ranks."""
+
+    # Fields that change where or how fast a run goes, not what it computes.
+    UNHASHED: ClassVar[frozenset[str]] = frozenset(
+        {"out", "data_root", "checkpoint_every", "threads", "device", "deterministic"})
 
     method: str = "tower"
     hparams: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
@@ -169,12 +196,6 @@ class PretrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"PretrainConfig.lr must be > 0, got {self.lr}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["decoder_channels"] is not None:
-            d["decoder_channels"] = list(d["decoder_channels"])
-        return d
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PretrainConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
@@ -184,16 +205,10 @@ class PretrainConfig:
 
     def protocol(self) -> dict[str, Any]:
         """The fields that decide the result: hashed, and published with the weights (no local paths)."""
-        return {k: v for k, v in self.to_dict().items() if k not in _UNHASHED}
-
-    def hash(self) -> str:
-        return stable_hash(self.protocol())
-
-    def replace(self, **changes: Any) -> "PretrainConfig":
-        return dataclasses.replace(self, **changes)
+        return self.hashed_fields()
 
     @classmethod
-    def from_budget(cls, name: str, kind: str, **overrides: Any) -> "PretrainConfig":
+    def from_budget(cls, name: str | Budget, kind: str, **overrides: Any) -> "PretrainConfig":
         """The budget's sizes for a task of ``kind``; ``overrides`` that are None are ignored."""
         b = budget(name)
         optim = b.pretrain_optim(kind)
@@ -207,3 +222,94 @@ class PretrainConfig:
         base.update({k: v for k, v in overrides.items() if v is not None})
         base["hparams"] = {**b.method_hparams.get(base.get("method", cls.method), {}), **base.get("hparams", {})}
         return cls(**base)
+
+
+LOSSES = ("ce", "ce+dice")
+# How a downstream task sees the init: the paper fine-tunes everything; a linear probe trains a head on the
+# frozen encoder (segmentation: decoder and head); kNN trains nothing (classification only).
+PROTOCOLS = ("finetune", "linear", "knn")
+
+
+@dataclass
+class FinetuneConfig(HashedConfig):
+    """One fine-tuning (or probing) run of one init, seed and label fraction."""
+
+    # The hash names the protocol, not the run: seed, label fraction and where the data lives are left out.
+    UNHASHED: ClassVar[frozenset[str]] = frozenset(
+        {"seed", "label_fraction", "data_root", "eval_batch_size", "init", "init_decoder"})
+
+    task: str
+    init: str = "random"
+    init_decoder: str | None = None  # segmentation only: take the decoder from another init
+    encoder: str = "resnet50"
+    image_size: int | None = None
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    patience: int = 30  # epochs without a better validation score, counted in steps (x steps per epoch)
+    # Steps, so that a tiny training split (DRIVE: 16 images = 1 step per epoch) is not stopped after
+    # a handful of updates, while the class prior is still all a model has learned:
+    min_steps: int = 0  # train at least this many steps, whatever ``epochs`` says
+    patience_steps: int = 0  # patience is at least this many steps
+    stop_after: int = 0  # early stopping never fires before this step
+    eval_every: int = 0  # validation once per epoch, but at most every this many steps (tiny splits)
+    warmup_steps: int = 0  # linear warm-up, then cosine decay to 0
+    loss: str = "ce"  # "ce" (the paper) | "ce+dice" (segmentation: leaves the all-background prior fast)
+    fast: bool = False  # bf16 autocast + channels_last, where the device runs bf16 natively
+    seed: int = 0
+    label_fraction: float = 1.0
+    augment: bool = True
+    budget: str = "custom"
+    data_root: str | None = None
+    imagenet_weights: str | None = None
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    eval_batch_size: int = 64
+    extra: dict = field(default_factory=dict)
+    protocol: str = "finetune"  # one of PROTOCOLS
+
+    def __post_init__(self) -> None:
+        self.decoder_channels = tuple(self.decoder_channels)
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown fine-tuning loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown --protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+    def check_task(self, kind: str) -> None:
+        """Refuse a protocol the task's kind cannot run (before any data or model is loaded)."""
+        if self.protocol == "knn" and kind == "segmentation":
+            raise ConfigError(f"--protocol knn: {self.task} is a segmentation task and kNN votes one label per "
+                             "image; use --protocol linear (frozen encoder, decoder and head trained) or finetune")
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """As every config, but the paper's protocol is left out: records written before protocols existed
+        (no ``protocol`` field) keep their hash."""
+        d = super().hashed_fields()
+        if d["protocol"] == "finetune":
+            del d["protocol"]
+        return d
+
+    @classmethod
+    def from_budget(cls, b: str | Budget, task: "Task", task_name: str, **overrides: Any) -> "FinetuneConfig":
+        """The budget's fine-tuning sizes for ``task`` (its kind picks epochs, batch size and lr);
+        ``overrides`` that are None are ignored."""
+        b = budget(b)
+        optim = b.finetune_optim(task.kind)
+        fields = dict(
+            task=task_name, encoder=b.encoder, image_size=task.image_size, epochs=b.finetune_epochs(task.kind),
+            batch_size=optim.batch_size, lr=optim.lr, patience=b.finetune_patience, budget=b.name,
+            decoder_channels=b.decoder_channels or cls.decoder_channels, min_steps=b.finetune_min_steps,
+            patience_steps=b.finetune_patience_steps, stop_after=b.finetune_stop_after,
+            eval_every=b.finetune_eval_every, warmup_steps=b.finetune_warmup_steps,
+            loss=b.finetune_loss if task.kind == "segmentation" else "ce", fast=b.fast and bf16_native(),
+        )
+        fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
+        if fields.get("protocol", "finetune") != "finetune" and task.kind != "segmentation":
+            fields["augment"] = False  # the probes read features cached once per split: nothing to augment
+        cfg = cls(**fields)
+        cfg.check_task(task.kind)
+        return cfg

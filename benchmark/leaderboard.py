@@ -27,6 +27,18 @@ CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
 # A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
 # within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
 TRIVIAL_MARGIN = 5.0
+PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
+
+
+def protocol_of(record: Mapping[str, Any]) -> str:
+    return record.get("protocol", PROTOCOL)
+
+
+def board_name(task: str, budget: str | None, label_fraction: float = 1.0, protocol: str = PROTOCOL) -> str:
+    """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
+    return (task + ("" if budget is None else f"-{budget}")
+            + ("" if float(label_fraction) == 1.0 else f"-{int(round(label_fraction * 100))}pct")
+            + ("" if protocol == PROTOCOL else f"-{protocol}"))
 
 
 def trivial_rows(records: list[dict]) -> dict[str, float]:
@@ -60,8 +72,9 @@ def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
 def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference: str = "tower",
                       paired: bool | Literal["auto"] = "auto", holm: bool = False,
                       thresholds: Sequence[float] = stats.PAPER_THRESHOLDS, label_fraction: float = 1.0,
-                      budget: str | None = None) -> pd.DataFrame:
-    """One row per (budget, init) of ``task`` at ``label_fraction``; tests every row vs ``reference``.
+                      budget: str | None = None, protocol: str = PROTOCOL) -> pd.DataFrame:
+    """One row per (budget, init) of ``task`` at ``label_fraction`` under ``protocol``; tests every row vs
+    ``reference``. Records of other protocols are never pooled in: each protocol has its own board.
 
     paired="auto" pairs by seed when both rows have the same seeds, else Welch's t-test.
     holm=True adjusts each budget's p-values (all rows vs the reference) with Holm-Bonferroni.
@@ -70,11 +83,12 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
         raise ValueError(f"paired must be 'auto', True or False, got {paired!r}")
     records = list(records)
     chosen = [r for r in records if r["task"] == task and float(r["label_fraction"]) == float(label_fraction)
-              and (budget is None or r["budget"] == budget)]
+              and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
     if not chosen:
-        have = sorted({(r["task"], float(r["label_fraction"]), r["budget"]) for r in records})
+        have = sorted({(r["task"], float(r["label_fraction"]), r["budget"], protocol_of(r)) for r in records})
         raise ConfigError(f"no results for task {task!r} at label_fraction={label_fraction}"
-                          f"{'' if budget is None else f' and budget {budget!r}'}; the store has (task, fraction, budget) {have}")
+                          f"{'' if budget is None else f' and budget {budget!r}'} with protocol {protocol!r}; the "
+                          f"store has (task, fraction, budget, protocol) {have}")
     metrics = sorted({r["metric"] for r in chosen})
     if len(metrics) > 1:
         raise ConfigError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
@@ -104,7 +118,8 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
                 except ValueError as err:
                     raise ValueError(f"{init} vs {reference}: {err}") from None
             notes += [cmp.note] if cmp.note else []
-            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 else None  # the paper: all labels
+            # the paper: all labels, fine-tuned
+            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 and protocol == PROTOCOL else None
             v = list(values.values()) if isinstance(values, Mapping) else values
             health_notes, healthy, runs = pretraining_notes(recs)
             beats = not floor or min(v) > max(floor.values()) + TRIVIAL_MARGIN
@@ -140,7 +155,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
-                    thresholds=tuple(thresholds), label_fraction=float(label_fraction))
+                    thresholds=tuple(thresholds), label_fraction=float(label_fraction), protocol=protocol)
     return df
 
 
@@ -281,7 +296,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
 
 def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = False,
                         budget: str | None = None, label_fraction: float = 1.0, name: str | None = None,
-                        command: str | None = None, show: bool = True) -> list[Path]:
+                        command: str | None = None, show: bool = True, protocol: str = PROTOCOL) -> list[Path]:
     """Rebuild a task's leaderboard from the store, write Markdown + CSV + PNG, print it; returns the files.
 
     ``command`` is the command stamped on the files (default: the equivalent ``tower-bench leaderboard``).
@@ -298,16 +313,20 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
     if not records:
         tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
         raise ConfigError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
-    df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction)
-    used = [r for r in records if float(r["label_fraction"]) == label_fraction and (budget is None or r["budget"] == budget)]
+    df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction,
+                           protocol=protocol)
+    used = [r for r in records if float(r["label_fraction"]) == label_fraction
+            and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
     data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
     if command is None:
         args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + (["--holm"] if holm else [])
         args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
+        args += [] if protocol == PROTOCOL else [f"--protocol {protocol}"]
         command = f"tower-bench leaderboard {task} " + " ".join(args)
     stamp = {
         "command": command,
         "budget": ", ".join(sorted(df["budget"].unique())),
+        "protocol": protocol,
         "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
         "input": "; ".join(sorted({r["input"] for r in used if r.get("input")})) or "not recorded",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -315,12 +334,12 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "variance": variance_note(df),
         "tower-bench": package_version(),
     }
-    name = name or (task if budget is None else f"{task}-{budget}")
+    name = name or board_name(task, budget, protocol=protocol)
     used = [r for r in used if r["budget"] in set(df["budget"])]
     paths = write_leaderboard(df, out, name, stamp, used)
     if show:
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
-                      "counts", "note", title=f"{task} leaderboard")
+                      "counts", "note", title=f"{task} leaderboard ({protocol})")
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
             counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")

@@ -18,10 +18,10 @@ import torch
 from rich.console import Console
 
 from . import registry
-from .config import PretrainConfig
+from .config import Budget, FinetuneConfig, PretrainConfig
 from .config import budget as get_budget
-from .errors import MissingFileError, UnknownNameError
-from .finetune import FinetuneConfig, finetune
+from .errors import ConfigError, MissingFileError, UnknownNameError
+from .finetune import finetune
 from .inits import imagenet_weights_reachable
 from .pretrain import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from .store import ResultStore, key_of
@@ -55,6 +55,14 @@ def expand_tasks(spec: str) -> list[str]:
     for name in names:
         registry.task_class(name)  # raises with the valid names
     return names
+
+
+def make_task(name: str, data_root: Path | None, image_size: int | None, download: bool = False) -> Task:
+    """``registry.make_task``; ``download``: fetch missing files (tasks that can: MedMNIST), refused for others."""
+    cls = registry.task_class(name)
+    if download and not getattr(cls, "downloadable", False):
+        raise ConfigError(f"--download: task {name!r} cannot fetch its data; get it from {cls.source}")
+    return registry.make_task(name, data_root, image_size, **({"download": True} if download else {}))
 
 
 def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
@@ -108,38 +116,40 @@ class PretrainJob:
         return self.export
 
 
-def pretrain_job(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
+def pretrain_job(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
                  device: torch.device | None = None, seed: int = 0) -> PretrainJob:
-    """The pretraining of ``method`` (or a variant) on ``task``, resolved for ``device`` (default: CUDA when here)."""
+    """The pretraining of ``method`` (or a variant) on ``task``, resolved for ``device`` (default: CUDA when here).
+
+    ``task`` was made at the budget's image size, so the job rebuilds it at ``task.image_size``."""
     base, hparams = registry.method_spec(method)
     cfg = PretrainConfig.from_budget(budget, task.kind, method=base, hparams=hparams, task=task_name,
                                      data_root=None if data_root is None else str(data_root), seed=seed)
     images = task.pretrain_images()
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device, len(images))
-    return PretrainJob(method, cfg, get_budget(budget).image_size, task)
+    return PretrainJob(method, cfg, task.image_size, task)
 
 
-def pretrained_init(method: str, task: Task, task_name: str, budget: str, data_root: Path | None,
+def pretrained_init(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
                     progress: bool) -> tuple[str, str]:
     """(weights folder, pretraining hash) for ``method`` (or a variant) on ``task``: reused, resumed or trained."""
     job = pretrain_job(method, task, task_name, budget, data_root)
     return str(job(progress)), job.cfg.hash()
 
 
-def finetune_config(budget: str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
+def finetune_config(budget: Budget | str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
                     data_root: Path | None, pretrain_hash: str | None, imagenet_weights: str | None,
-                    pretrain_seed: int = 0) -> FinetuneConfig:
+                    pretrain_seed: int = 0, protocol: str = "finetune") -> FinetuneConfig:
     extra = {} if pretrain_hash is None else {"pretrain_hash": pretrain_hash, "pretrain_seed": pretrain_seed}
     return FinetuneConfig.from_budget(
         budget, task, task_name, init=init, seed=seed, label_fraction=label_fraction, data_root=data_root,
-        imagenet_weights=imagenet_weights, extra=extra,
+        imagenet_weights=imagenet_weights, extra=extra, protocol=protocol,
     )
 
 
 def record_key(cfg: FinetuneConfig, name: str) -> dict:
     return key_of({"task": cfg.task, "init": name, "seed": cfg.seed, "label_fraction": cfg.label_fraction,
-                   "budget": cfg.budget, "config_hash": cfg.hash()})
+                   "budget": cfg.budget, "config_hash": cfg.hash(), "protocol": cfg.protocol})
 
 
 def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, name: str, progress: bool) -> dict:
@@ -151,9 +161,9 @@ def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, 
         record = finetune(cfg, task, progress=progress)
         record["init"] = name
         store.put(record)
-    console.print(f"{cfg.task} {name} seed {cfg.seed} fraction {cfg.label_fraction}: "
-                  f"{record['metric']} {record['value']:.2f} ({record['steps_run']} steps, best at {record['best_step']}, "
-                  f"{record['wall_time_s']:.0f} s)")
+    trained = f"{record['steps_run']} steps, best at {record['best_step']}, " if "steps_run" in record else ""
+    console.print(f"{cfg.task} {name} {cfg.protocol} seed {cfg.seed} fraction {cfg.label_fraction}: "
+                  f"{record['metric']} {record['value']:.2f} ({trained}{record['wall_time_s']:.0f} s)")
     return record
 
 
@@ -188,19 +198,22 @@ class Plan:
 
 def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
          store_root: Path, label_fractions: list[float], imagenet_weights: str | None,
-         device: torch.device | None = None, pretrain_seeds: int = 1) -> Plan:
+         device: torch.device | None = None, pretrain_seeds: int = 1, protocol: str = "finetune",
+         download: bool = False) -> Plan:
     """The jobs of a sweep, pretraining resolved for ``device`` (where the jobs will run; default: here).
 
     Each method is pretrained ``pretrain_seeds`` times; pretraining run k is fine-tuned with seeds
     k*seeds .. k*seeds + seeds - 1, and inits without pretraining get all ``pretrain_seeds * seeds``
-    seeds, so every row has the same seeds and rows pair by seed.
+    seeds, so every row has the same seeds and rows pair by seed. The budget is resolved here, once; with
+    several tasks, ``download`` applies to those that can fetch their data.
     """
     store = ResultStore(store_root)
     b = get_budget(budget)
     out = Plan()
     for task_name in map(registry.resolve_task, tasks):  # own data given as a path: its task name
         root = task_root(data_root, task_name, len(tasks) > 1)
-        task = registry.make_task(task_name, root, b.image_size)
+        fetch = download and (len(tasks) == 1 or getattr(registry.task_class(task_name), "downloadable", False))
+        task = make_task(task_name, root, b.image_size, fetch)
         root = registry.own_manifest(task_name) or root  # own data: rebuilt from its manifest where jobs run
         try:
             task.load("train")
@@ -223,14 +236,14 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
             for k in range(pretrain_seeds):
                 init, pretrain_hash = method, None
                 if pretrained:
-                    job = pretrain_job(method, task, task_name, budget, root, device, seed=k)
+                    job = pretrain_job(method, task, task_name, b, root, device, seed=k)
                     init, pretrain_hash = str(job.export), job.cfg.hash()
                     if not job.done():
                         out.pretrain.append(job)
                 for fraction in label_fractions:
                     for seed in range(k * seeds, (k + 1) * seeds):
-                        cfg = finetune_config(budget, task, task_name, init, seed, fraction, root, pretrain_hash,
-                                              imagenet_weights, pretrain_seed=k)
+                        cfg = finetune_config(b, task, task_name, init, seed, fraction, root, pretrain_hash,
+                                              imagenet_weights, pretrain_seed=k, protocol=protocol)
                         if store.has(record_key(cfg, method)):
                             out.stored += 1
                         else:
@@ -241,17 +254,18 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
 def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
         store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
         imagenet_weights: str | None, command: str, progress: bool = True, launcher=None,
-        pretrain_seeds: int = 1) -> list[Path]:
-    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None).
+        pretrain_seeds: int = 1, protocol: str = "finetune", download: bool = False) -> list[Path]:
+    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None),
+    one per task and label fraction of ``protocol`` (named ``<task>-<budget>[-<pct>pct][-<protocol>]``).
 
     ``launcher`` (``benchmark.launch``) executes the jobs; default: inline, in this process.
     """
     from .launch import InlineLauncher
-    from .leaderboard import refresh_leaderboard
+    from .leaderboard import board_name, refresh_leaderboard
 
     launcher = launcher or InlineLauncher(progress)
     todo = plan(methods, tasks, seeds, budget, data_root, store_root, label_fractions, imagenet_weights,
-                launcher.device, pretrain_seeds)
+                launcher.device, pretrain_seeds, protocol, download)
     console.print(f"{launcher.name}: {len(todo.pretrain)} pretraining and {len(todo.finetune)} fine-tuning job(s) "
                   f"to run, {todo.stored} result(s) already stored")
     launcher.run(todo.pretrain, "pretrain")
@@ -259,7 +273,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
     written: list[Path] = []
     for task_name in todo.tasks if leaderboard_dir is not None else ():
         for fraction in label_fractions:
-            name = f"{task_name}-{budget}" + ("" if fraction == 1.0 else f"-{int(round(fraction * 100))}pct")
+            name = board_name(task_name, budget, fraction, protocol)
             written += refresh_leaderboard(task_name, store_root, leaderboard_dir, reference=reference, budget=budget,
-                                           label_fraction=fraction, name=name, command=command)
+                                           label_fraction=fraction, name=name, command=command, protocol=protocol)
     return written

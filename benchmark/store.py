@@ -1,9 +1,10 @@
 """Results store: one JSON file per record, so many processes on many machines write with no lock.
 
 A record's file name is the stable hash of its key (task, init, seed, label_fraction, budget,
-config_hash): a rerun of the same key replaces the file atomically, different keys never touch
-the same file, and two stores merge by copying files. Nothing is appended, nothing is rewritten
-in place, so a crash loses at most the record being written.
+config_hash, protocol; the paper's protocol "finetune" is left out of the hash, so records written before
+protocols existed keep their file names and read as "finetune"): a rerun of the same key replaces the
+file atomically, different keys never touch the same file, and two stores merge by copying files.
+Nothing is appended, nothing is rewritten in place, so a crash loses at most the record being written.
 
 Two runs on one store never compute the same record at once: a job first claims its key with a lock
 file next to the record (``ResultStore.claim``); the other run waits for the record, or takes the claim
@@ -25,8 +26,9 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 
 from zoo.io import atomic_write_text, package_version, stable_hash
 
-KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash")
-REQUIRED_FIELDS = KEY_FIELDS + ("metric", "value")
+KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash", "protocol")
+DEFAULT_PROTOCOL = "finetune"  # a key or record without ``protocol`` (older records) is the paper's
+REQUIRED_FIELDS = tuple(f for f in KEY_FIELDS if f != "protocol") + ("metric", "value")
 FIELDS = REQUIRED_FIELDS + ("config", "curve", "best_epoch", "epochs_run", "wall_time_s",
                             "versions", "created", "host")
 
@@ -56,20 +58,24 @@ def key_of(key: Key) -> dict[str, Any]:
     """Canonical key dict from a record, a key dict or a tuple in ``KEY_FIELDS`` order.
 
     seed becomes int and label_fraction float, so (seed=1, label_fraction=1) and
-    (seed=1.0, label_fraction=1.0) name the same file.
+    (seed=1.0, label_fraction=1.0) name the same file; a missing protocol is "finetune".
     """
     if isinstance(key, Mapping):
+        key = {"protocol": DEFAULT_PROTOCOL, **key}
         missing = [f for f in KEY_FIELDS if f not in key]
         if missing:
             raise ValueError(f"result key misses {missing}; a key needs {list(KEY_FIELDS)}")
         k = {f: key[f] for f in KEY_FIELDS}
     else:
+        key = tuple(key)
+        if len(key) == len(KEY_FIELDS) - 1:
+            key += (DEFAULT_PROTOCOL,)
         if len(key) != len(KEY_FIELDS):
-            raise ValueError(f"result key must have {len(KEY_FIELDS)} parts {KEY_FIELDS}, got {tuple(key)}")
+            raise ValueError(f"result key must have {len(KEY_FIELDS)} parts {KEY_FIELDS}, got {key}")
         k = dict(zip(KEY_FIELDS, key))
     k["seed"] = int(k["seed"])
     k["label_fraction"] = float(k["label_fraction"])
-    for f in ("task", "init", "budget", "config_hash"):
+    for f in ("task", "init", "budget", "config_hash", "protocol"):
         if not isinstance(k[f], str) or not k[f]:
             raise ValueError(f"result key field {f!r} must be a non-empty string, got {k[f]!r}")
     if "/" in k["task"] or k["task"].startswith("."):
@@ -105,6 +111,8 @@ class ResultStore:
 
     def path(self, key: Key) -> Path:
         k = key_of(key)
+        if k["protocol"] == DEFAULT_PROTOCOL:  # the file name records had before protocols existed
+            del k["protocol"]
         return self.root / k["task"] / f"{stable_hash(k)}.json"
 
     def put(self, record: Mapping[str, Any]) -> Path:
@@ -148,12 +156,14 @@ class ResultStore:
 
     def records(self, task: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         """All readable records, optionally only those whose fields equal ``filters``
-        (a record without a filtered field does not match)."""
+        (a record without a filtered field does not match; one without ``protocol`` is "finetune")."""
         if "label_fraction" in filters:
             filters["label_fraction"] = float(filters["label_fraction"])
         out = []
         for path in self._files(task):
             rec = self._read(path)
+            if rec is not None:
+                rec = {"protocol": DEFAULT_PROTOCOL, **rec} if "protocol" in filters else rec
             if rec is not None and all(f in rec and rec[f] == v for f, v in filters.items()):
                 out.append(rec)
         return out

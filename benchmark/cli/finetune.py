@@ -7,6 +7,7 @@ from .options import (
     BatchSize,
     Budget,
     DataRoot,
+    Download,
     Epochs,
     ImagenetWeights,
     ImageSize,
@@ -16,6 +17,7 @@ from .options import (
     Lr,
     Modality,
     NumClasses,
+    Protocol,
     Seed,
     SplitSeed,
     Store,
@@ -41,23 +43,31 @@ def finetune_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    protocol: Protocol = "finetune",
+    download: Download = False,
 ) -> None:
     """Fine-tune one init on one task with one seed and store the result record."""
     import typer
 
     from benchmark import registry
+    from benchmark.config import FinetuneConfig
     from benchmark.config import budget as get_budget
-    from benchmark.finetune import FinetuneConfig, finetune
+    from benchmark.finetune import finetune
+    from benchmark.run import make_task
     from benchmark.store import ResultStore
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root
-    task_obj = registry.make_task(task, data_root, image_size or get_budget(budget).image_size)
+    b = get_budget(budget)
+    task_obj = make_task(task, data_root, image_size or b.image_size, download)
     cfg = FinetuneConfig.from_budget(
-        budget, task_obj, task, init=init, init_decoder=init_decoder, seed=seed, label_fraction=label_fraction,
-        batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root, imagenet_weights=imagenet_weights,
+        b, task_obj, task, protocol=protocol, init=init, init_decoder=init_decoder, seed=seed,
+        label_fraction=label_fraction, batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root,
+        imagenet_weights=imagenet_weights,
     )
     record = finetune(cfg, task_obj)
     path = ResultStore(store).put(record)
-    typer.echo(f"{task} init={record['init']} seed={seed}: test {record['metric']} {record['value']:.2f} "
-               f"(best val {record['val_best']:.2f} at step {record['best_step']} of {record['steps_run']}) -> {path}")
+    val = (f"best val {record['val_best']:.2f} at step {record['best_step']} of {record['steps_run']}"
+           if "best_step" in record else f"val {record['val_best']:.2f}, nothing trained")
+    typer.echo(f"{task} init={record['init']} {protocol} seed={seed}: test {record['metric']} {record['value']:.2f} "
+               f"({val}) -> {path}")

@@ -12,6 +12,7 @@ from .options import (
     LabelFraction,
     Modality,
     NumClasses,
+    Protocol,
     Reference,
     SplitSeed,
     Store,
@@ -31,10 +32,11 @@ def leaderboard_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    protocol: Protocol = "finetune",
 ) -> None:
     """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
     from benchmark.leaderboard import refresh_leaderboard
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
     refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
-                        label_fraction=label_fraction, name=name)
+                        label_fraction=label_fraction, name=name, protocol=protocol)

@@ -57,6 +57,11 @@ DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="the task's data folder (with several tasks: a parent of one folder per task)")]
 ImagenetWeights = Annotated[Optional[Path], typer.Option(
     "--imagenet-weights", help="timm ImageNet weights (.safetensors) for offline machines")]
+Protocol = Annotated[str, typer.Option(
+    "--protocol", help="finetune (the paper: everything trained) | linear (frozen encoder, linear head; segmentation: "
+                       "decoder and head) | knn (frozen encoder, k=20 cosine kNN; classification only)")]
+Download = Annotated[bool, typer.Option(
+    "--download/--no-download", help="fetch missing MedMNIST files through the medmnist package into --data-root")]
 LabelFraction = Annotated[float, typer.Option("--label-fraction", help="fraction of training labels, in (0, 1]")]
 LabelFractions = Annotated[list[float], typer.Option(
     "--label-fraction", help="fraction of training labels, in (0, 1]; repeat for several")]

@@ -14,6 +14,7 @@ from .options import (
     Budget,
     CpusPerJob,
     DataRoot,
+    Download,
     GpusPerJob,
     ImagenetWeights,
     JobsDir,
@@ -26,6 +27,7 @@ from .options import (
     Partition,
     PretrainSeeds,
     Progress,
+    Protocol,
     Reference,
     Seeds,
     SlurmOption,
@@ -66,6 +68,8 @@ def run_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    protocol: Protocol = "finetune",
+    download: Download = False,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
     from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
@@ -85,7 +89,7 @@ def run_command(
     try:
         paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
-                    chosen, pretrain_seeds)
+                    chosen, pretrain_seeds, protocol, download)
     except JobsFailedError as err:  # one line; the logs hold the tracebacks
         raise UserError(str(err)) from err
     console.print("leaderboard files: " + ", ".join(str(p) for p in paths))

@@ -11,7 +11,7 @@ Any ``image_size`` works from whichever official file is there: the smallest pre
 large, else the largest present (the 28-px file serves a 64-px budget), resized bilinearly with
 antialiasing; ``input_note`` says which file and which resize. ``download=True`` fetches the smallest
 official size at least as large (else 224) through the medmnist package; offline that fails with a
-DataError naming the file and URL, never silently.
+one-line DataError naming the file and URL, never silently.
 """
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ class MedMNISTTask(Task):
     metric = "auc"
     image_size = 28
     source = "https://zenodo.org/records/10519652 (or medmnist's download=True / --download)"
+    downloadable = True  # ``--download`` fetches the file (benchmark.run.make_task)
 
     @classmethod
     def miniature(cls, root: Path) -> dict:
@@ -125,17 +126,16 @@ class MedMNISTTask(Task):
         try:
             import medmnist
         except ImportError:
-            raise DataError(f"{self.name}: --download needs the medmnist package (pip install medmnist)\n"
-                            f"expected file: {target}\nget it from {self._url()}") from None
+            raise DataError(f"{self.name}: --download needs the medmnist package (pip install medmnist); "
+                            f"or get {target} from {self._url()}") from None
         self.data_root.mkdir(parents=True, exist_ok=True)
         cls = getattr(medmnist, INFO[self.flag]["python_class"])
         try:
             cls(split="train", download=True, root=str(self.data_root), size=self.file_size)
         except Exception as err:  # network, MD5, disk: all mean "no file"
             target.unlink(missing_ok=True)
-            raise DataError(f"{self.name}: download of {target.name} into {self.data_root} failed "
-                            f"({' '.join(str(err).split())[:300]})\nexpected file: {target}\n"
-                            f"get it from {self._url()}") from None
+            raise DataError(f"{self.name}: download of {target.name} from {self._url()} failed "
+                            f"({' '.join(str(err).split())[:300]}); put the file at {target}") from None
 
     def _url(self) -> str:
         size = self.file_size

@@ -44,12 +44,12 @@ def test_errors_module_imports_no_torch():
 def test_a_bug_inside_finetuning_keeps_its_traceback(capsys, tmp_path, monkeypatch):
     """A KeyError from the loss (as a typo in a dict lookup raises) escapes main(), so Python prints its
     traceback; before, main() turned every KeyError into one line."""
-    import benchmark.finetune
+    import benchmark.training
 
     def broken_loss(*args, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(benchmark.finetune, "_loss", broken_loss)
+    monkeypatch.setattr(benchmark.training, "_loss", broken_loss)
     with pytest.raises(KeyError, match="boom") as info:
         cli(capsys, "finetune", *SMOKE, "--task", "synth-fundus", "--store", tmp_path / "store")
     assert not isinstance(info.value, UserError)

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from benchmark.finetune import FinetuneConfig, augment_batch, build_model, finetune, label_subset
+from benchmark.config import FinetuneConfig
+from benchmark.finetune import build_model, finetune, label_subset
 from benchmark.tasks.base import Split, Task
+from benchmark.training import augment_batch
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 
 

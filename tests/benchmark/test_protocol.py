@@ -7,9 +7,10 @@ early stopping may fire and a Dice term in the loss, the selected model segments
 """
 import torch
 
-from benchmark.finetune import FinetuneConfig, Schedule, finetune
+from benchmark.finetune import FinetuneConfig, finetune
 from benchmark.leaderboard import TRIVIAL_MARGIN
 from benchmark.tasks.base import Split, Task
+from benchmark.training import Schedule
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 
 COUNTS = {"train": 4, "val": 4, "test": 8}

@@ -259,8 +259,8 @@ def test_out_of_memory_in_pretraining_names_a_smaller_batch(capsys, tmp_path, mo
 
 
 def test_out_of_memory_in_finetuning_names_a_smaller_batch(capsys, store, drive, monkeypatch):
-    import benchmark.finetune
+    import benchmark.training
 
-    monkeypatch.setattr(benchmark.finetune, "_loss", _raise_oom)
+    monkeypatch.setattr(benchmark.training, "_loss", _raise_oom)
     res = finetune(capsys, store, "--task", "drive", "--data-root", drive, "--batch-size", "6")
     assert_one_line_error(res, "out of memory during fine-tuning at batch size 6", "try --batch-size 3")
