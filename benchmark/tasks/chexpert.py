@@ -12,10 +12,12 @@ decoded lazily per split, at reduced JPEG scale, resized to ``image_size`` squar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .base import Split, Task
 from .common import SPLIT_SEED, find_root, group_split, layout_error, parallel_map, read_image, to_nchw
@@ -48,6 +50,8 @@ class CheXpert(Task):
         self.max_images = max_images
 
     def _table(self, csv_name: str) -> tuple[Path, pd.DataFrame]:
+        import pandas as pd
+
         root = find_root(self.require_root(), "train.csv", ("CheXpert-v1.0-small", "CheXpert-v1.0"))
         path = root / csv_name
         if not path.is_file():
@@ -73,6 +77,8 @@ class CheXpert(Task):
     @staticmethod
     def labels(df: pd.DataFrame) -> np.ndarray:
         """(N, 5) float32 in {0, 1} after the uncertainty policy; blank = 0."""
+        import pandas as pd
+
         out = np.zeros((len(df), len(FINDINGS)), np.float32)
         for k, f in enumerate(FINDINGS):
             v = pd.to_numeric(df[f], errors="coerce").fillna(0).to_numpy()
@@ -89,6 +95,9 @@ class CheXpert(Task):
         return alt if alt.is_file() else p
 
     def _load(self, split: str) -> Split:
+        import pandas as pd
+        import torch
+
         root, df = self._table("valid.csv" if split == "test" else "train.csv")
         if split != "test":
             patients = df["Path"].str.extract(r"(patient\d+)", expand=False).fillna(df["Path"]).to_numpy()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import torch
 
 from .base import Split, Task
 from .common import find_root, layout_error, parallel_map, read_image, stratified_split, to_nchw
@@ -32,6 +31,8 @@ class Shenzhen(Task):
     layout = "  CXR_png/CHNCXR_NNNN_{0|1}.png   (662 chest X-rays; the last digit is the label, 1 = TB)"
 
     def _load(self, split: str) -> Split:
+        import torch
+
         root = find_root(self.require_root(), "CXR_png", ("ChinaSet_AllFiles",))
         folder = root / "CXR_png"
         if not folder.is_dir():
