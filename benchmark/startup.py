@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .store import ResultStore, versions
+from .store import ResultStore, make_record, versions
 
 TASK = "drive"
 INITS = ("tower", "simclr", "byol", "moco", "genesis", "con-both", "random", "imagenet")
@@ -31,22 +31,35 @@ TARGETS = {"--help": 1.0, "leaderboard": 2.0}  # seconds (issue 15); the others 
 def write_store(root: Path, n: int, seed: int = 0) -> ResultStore:
     """A store of ``n`` plausible fine-tuning records of one task: every init x fraction, as many seeds as fit.
 
-    Complete records are written plainly, not through ``ResultStore.put``: its two fsyncs and package
-    metadata look-ups per record (crash safety and stamps a throw-away store does not need) make 10,000
-    records take minutes instead of seconds.
+    Records have every field fine-tuning writes today (``make_record`` completes them; per-image scores,
+    curves, the trivial rows, pretraining health), so reading them costs what reading real ones does.
+    They are written plainly, not through ``ResultStore.put``: its two fsyncs and package metadata look-ups
+    per record (crash safety and stamps a throw-away store does not need) make 10,000 records take minutes.
     """
     rng = random.Random(seed)
-    store, stamp = ResultStore(root), {"versions": versions(), "created": "2025-01-01T00:00:00+00:00", "host": "bench"}
+    stamp = {"versions": versions(), "created": "2025-01-01T00:00:00+00:00", "host": "bench"}
+    store = ResultStore(root)
     cells = [(init, fraction) for init in INITS for fraction in FRACTIONS]
     for i in range(n):
         init, fraction = cells[i % len(cells)]
+        pretrained = init not in ("random", "imagenet")
         base = 70.0 + 2.0 * INITS.index(init) - 5.0 * (1.0 - fraction)
         curve = [base - 10.0 / (e + 1) + rng.gauss(0, 0.3) for e in range(20)]
-        rec = dict(
-            task=TASK, init=init, seed=i // len(cells), label_fraction=fraction, budget="cpu",
-            config={"task": TASK, "init": init, "budget": "cpu"}, config_hash="startup", metric="dice",
-            value=base + rng.gauss(0, 1.0), curve=curve, best_epoch=max(range(20), key=curve.__getitem__),
-            epochs_run=20, wall_time_s=1.0, **stamp,
+        per_image = [base + rng.gauss(0, 3.0) for _ in range(20)]
+        config = {"task": TASK, "init": init, "budget": "cpu", "seed": i // len(cells), "label_fraction": fraction,
+                  "data_root": "data/DRIVE", "encoder": "resnet18", "image_size": 64, "epochs": 20, "lr": 0.001,
+                  "extra": {"pretrain_hash": f"{init}-hash", "pretrain_seed": 0} if pretrained else {}}
+        rec = make_record(
+            task=TASK, init=init, seed=i // len(cells), label_fraction=fraction, budget="cpu", config=config,
+            metric="dice", value=statistics.fmean(per_image), value_pooled=base, per_image=per_image, curve=curve,
+            curve_steps=[25 * (e + 1) for e in range(20)], best_epoch=max(range(20), key=curve.__getitem__),
+            best_check=10, best_step=250, val_best=max(curve), epochs_run=20, steps_per_epoch=16, steps_run=320,
+            n_train=128, n_test=20, fg_fraction=0.1, wall_time_s=30.0 + rng.random(),
+            trivial={"all-background": 0.0, "all-foreground": 22.5},
+            input="native-resolution 64-px patches (8 per training/validation image), the 20 full test images",
+            pretrain_health={"passed": True, "n": 64, "restoration_mse": 0.01, "retrieval_top1": 0.3}
+            if pretrained else None,
+            **stamp,
         )
         path = store.path(rec)
         path.parent.mkdir(parents=True, exist_ok=True)
