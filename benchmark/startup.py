@@ -4,8 +4,8 @@
 
 Each command runs as a fresh ``python -m benchmark ...`` process (the console script's entry point),
 ``--runs`` times after one unmeasured warm-up; ``leaderboard`` reads a generated store of ``--records``
-records in a temporary folder. Prints a Markdown table. Numbers depend on the machine and its load:
-the header names both.
+records in a temporary folder. One more run of each lists the heavy modules it imported. Prints a
+Markdown table. Numbers depend on the machine and its load: the header names both.
 """
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ TASK = "drive"
 INITS = ("tower", "simclr", "byol", "moco", "genesis", "con-both", "random", "imagenet")
 FRACTIONS = (1.0, 0.5)
 TARGETS = {"--help": 1.0, "leaderboard": 2.0}  # seconds (issue 15); the others have none
+HEAVY = ("torch", "timm", "matplotlib", "pandas", "scipy")  # what a command should import only when it needs it
+# Runs the CLI as ``python -m benchmark`` does and writes the names of every module it imported to a file.
+_PROBE = """
+import atexit, json, os, runpy, sys
+atexit.register(lambda: open(os.environ["STARTUP_MODULES_OUT"], "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["tower-bench", *sys.argv[1:]]
+runpy.run_module("benchmark", run_name="__main__", alter_sys=True)
+"""
 
 
 def write_store(root: Path, n: int, seed: int = 0) -> ResultStore:
@@ -82,6 +90,16 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
+def imported_modules(args: list[str], cwd: Path) -> set[str]:
+    """Every module a ``python -m benchmark ARGS`` process has imported when it exits; fails loudly on an error."""
+    out = Path(cwd) / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, "STARTUP_MODULES_OUT": str(out)})
+    if proc.returncode:
+        raise RuntimeError(f"python -m benchmark {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    return set(json.loads(out.read_text()))
+
+
 def table(runs: int, records: int) -> str:
     """Measure every command ``runs`` times and return the Markdown table."""
     with tempfile.TemporaryDirectory(prefix="tower-bench-startup-") as tmp:
@@ -101,12 +119,14 @@ def table(runs: int, records: int) -> str:
             target = TARGETS.get(name.split(" ")[0])
             met = target is not None and statistics.median(times) < target
             verdict = "–" if target is None else f"< {target:g} s: {'met' if met else 'NOT met'}"
+            heavy = ", ".join(m for m in HEAVY if m in imported_modules(args, tmp)) or "none"
             rows.append(f"| `tower-bench {name}` | {statistics.median(times):.2f} | {min(times):.2f} | "
-                        f"{max(rss):.0f} | {verdict} |")
+                        f"{max(rss):.0f} | {heavy} | {verdict} |")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     head = [f"{runs} runs per command after one warm-up, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
             f"load average {load} (1, 5, 15 min)", "",
-            "| command | median wall (s) | fastest (s) | peak RSS (MiB) | target |", "|---|---|---|---|---|"]
+            "| command | median wall (s) | fastest (s) | peak RSS (MiB) | heavy modules imported | target |",
+            "|---|---|---|---|---|---|"]
     return "\n".join(head + rows)
 
 
