@@ -306,6 +306,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
     if show:
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
                       "counts", "note", title=f"{task} leaderboard")
+        for column in table.columns:  # a narrow terminal wraps cells, never cuts a name or a number
+            column.overflow = "fold"
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
             counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")
