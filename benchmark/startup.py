@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from zoo.io import stable_hash
+
 from .store import ResultStore, make_record, versions
 
 TASK = "drive"
@@ -54,11 +56,12 @@ def write_store(root: Path, n: int, seed: int = 0) -> ResultStore:
         base = 70.0 + 2.0 * INITS.index(init) - 5.0 * (1.0 - fraction)
         curve = [base - 10.0 / (e + 1) + rng.gauss(0, 0.3) for e in range(20)]
         per_image = [base + rng.gauss(0, 3.0) for _ in range(20)]
-        config = {"task": TASK, "init": init, "budget": "cpu", "seed": i // len(cells), "label_fraction": fraction,
-                  "data_root": "data/DRIVE", "encoder": "resnet18", "image_size": 64, "epochs": 20, "lr": 0.001,
+        config = {"task": TASK, "init": init, "budget": "cpu", "label_fraction": fraction, "data_root": "data/DRIVE",
+                  "encoder": "resnet18", "image_size": 64, "epochs": 20, "lr": 0.001,
                   "extra": {"pretrain_hash": f"{init}-hash", "pretrain_seed": 0} if pretrained else {}}
-        rec = make_record(
-            task=TASK, init=init, seed=i // len(cells), label_fraction=fraction, budget="cpu", config=config,
+        rec = make_record(  # the config hash leaves the seed out, as fine-tuning's does
+            task=TASK, init=init, seed=i // len(cells), label_fraction=fraction, budget="cpu",
+            config_hash=stable_hash(config), config={**config, "seed": i // len(cells)},
             metric="dice", value=statistics.fmean(per_image), value_pooled=base, per_image=per_image, curve=curve,
             curve_steps=[25 * (e + 1) for e in range(20)], best_epoch=max(range(20), key=curve.__getitem__),
             best_check=10, best_step=250, val_best=max(curve), epochs_run=20, steps_per_epoch=16, steps_run=320,
