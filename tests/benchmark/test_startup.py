@@ -10,6 +10,7 @@ from benchmark import registry
 from benchmark.cli.info import method_summary
 from benchmark.startup import HEAVY, TASK, imported_modules, write_store
 
+
 @pytest.mark.parametrize("command", ["--help", "tasks", "methods"])
 def test_listing_commands_import_no_heavy_module(command, tmp_path):
     imported = imported_modules([command], tmp_path)
@@ -43,3 +44,18 @@ def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, cap
     folded = "".join(re.findall(r"^│ (\S+)", text, re.M))  # the init column, its folded lines joined
     for init in ("imagenet", "con-both", "trivial:all-foreground"):
         assert init in folded, init
+
+
+def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
+    from benchmark.leaderboard import refresh_leaderboard
+
+    store, out = write_store(tmp_path / "results", 16), tmp_path / "boards"
+    png = out / f"{TASK}.png"
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    drawn = png.stat().st_mtime_ns
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    assert png.stat().st_mtime_ns == drawn
+    record = store.records(TASK, label_fraction=1.0)[0]  # on the board (a 0.5 record is not: no redraw)
+    store.put({**record, "value": record["value"] + 1.0})
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    assert png.stat().st_mtime_ns != drawn
