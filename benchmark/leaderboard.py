@@ -245,7 +245,8 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
                       records: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
     """Write ``<name>.md`` (stamped table with marks), ``<name>.csv`` (plain numbers), ``<name>.png`` and,
     given the records behind it, ``<name>.records.jsonl`` (one per line), from which anyone can
-    recompute every number of the board."""
+    recompute every number of the board. A rebuild that changes neither the CSV nor the records keeps
+    the figure (``figure_is_current``)."""
     import json
 
     if df.empty:
@@ -257,7 +258,8 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
         paths["records"] = out / f"{name}.records.jsonl"
         rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
         texts["records"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    current = "records" in texts and figure_is_current(paths["png"], {paths[k]: text for k, text in texts.items()})
+    figures = [path for key, path in paths.items() if key not in ("md", *texts)]
+    current = "records" in texts and figure_is_current(figures, {paths[k]: text for k, text in texts.items()})
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
     for key, text in texts.items():
         atomic_write_text(paths[key], text)
@@ -268,17 +270,15 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     return paths
 
 
-def figure_is_current(figure: Path, inputs: Mapping[Path, str]) -> bool:
-    """Whether ``figure`` already shows what would be drawn now, so a rebuild can keep it.
+def figure_is_current(figures: Sequence[Path], inputs: Mapping[Path, str]) -> bool:
+    """Whether the ``figures`` files already show what would be drawn now, so a rebuild can keep them.
 
-    True when every input file (the board's CSV and records: all the figure draws) already holds its new
-    text and the figure is newer than every module of this package (the code that draws it). Drawing
-    costs more than the rest of a 10,000-record board: matplotlib's import alone is ~0.4 s.
+    True when every input file (the board's CSV and records: all a figure draws) already holds its new
+    text and every figure exists and is newer than every module of this package (the code that draws
+    it). Drawing costs more than the rest of a 10,000-record board: matplotlib's import alone is ~0.4 s.
     """
-    if not figure.is_file():
-        return False
     code = max(p.stat().st_mtime for p in Path(__file__).parent.rglob("*.py"))
-    if figure.stat().st_mtime <= code:
+    if not all(f.is_file() and f.stat().st_mtime > code for f in figures):
         return False
     return all(path.is_file() and path.read_text() == text for path, text in inputs.items())
 
