@@ -126,7 +126,8 @@ def table(runs: int, records: int) -> str:
             target = TARGETS.get(name.split(" ")[0])
             met = target is not None and statistics.median(times) < target
             verdict = "–" if target is None else f"< {target:g} s: {'met' if met else 'NOT met'}"
-            heavy = ", ".join(m for m in HEAVY if m in imported_modules(run("probe"), tmp)) or "none"
+            imported = imported_modules(run("probe"), tmp)
+            heavy = ", ".join(m for m in HEAVY if m in imported) or "none"
             rows.append(f"| `tower-bench {name}` | {statistics.median(times):.2f} | {min(times):.2f} | "
                         f"{max(rss):.0f} | {heavy} | {verdict} |")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
