@@ -13,7 +13,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import pandas as pd
 
-from zoo.io import atomic_write, atomic_write_text, package_version
+from zoo.io import atomic_write_text, package_version
 
 from . import reference as ref
 from . import stats
@@ -266,32 +266,54 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     ``<name>.csv`` (plain numbers), ``<name>.html`` (+ the folder's ``index.html``), the figure as
     ``<name>.png/.pdf/.svg`` and, given the records behind it, ``<name>.records.jsonl`` (one per line),
     from which anyone can recompute every number of the board; the stamp then names that file and its
-    content hash, so a reader can tell that the numbers come from exactly those records."""
+    content hash. A rebuild that changes neither the CSV nor the records keeps the figures
+    (``figure_is_current``)."""
     import hashlib
     import json
 
     from .report import html, latex
+    from .report.style import FORMATS
 
     if df.empty:
         raise ValueError("leaderboard is empty: nothing to write")
     out = Path(out_dir)
-    paths = {}
+    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
+    texts = {"csv": df[CSV_COLUMNS].to_csv(index=False)}
     if records:
         rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        paths["records"] = atomic_write_text(out / f"{name}.records.jsonl", text)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        texts["records"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        paths["records"] = out / f"{name}.records.jsonl"
+        digest = hashlib.sha256(texts["records"].encode()).hexdigest()[:16]
         stamp = {**stamp, "records": f"{paths['records'].name} (sha256 {digest})"}
-    paths.update({ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")})
+    figures = {ext: out / f"{name}.{ext}" for ext in FORMATS}
+    current = "records" in texts and figure_is_current(list(figures.values()),
+                                                       {paths[k]: text for k, text in texts.items()})
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
     atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
-    atomic_write(paths["csv"], lambda p: df[CSV_COLUMNS].to_csv(p, index=False))
-    a = df.attrs
-    paths.update(plot(df, out / f"{name}.png", f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
-                      f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
-                      " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
+    for key, text in texts.items():
+        atomic_write_text(paths[key], text)
+    if current:
+        paths.update(figures)
+    else:
+        a = df.attrs
+        paths.update(plot(df, figures["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
+                          f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
+                          " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
     paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
     return paths
+
+
+def figure_is_current(figures: Sequence[Path], inputs: Mapping[Path, str]) -> bool:
+    """Whether the ``figures`` files already show what would be drawn now, so a rebuild can keep them.
+
+    True when every input file (the board's CSV and records: all a figure draws) already holds its new
+    text and every figure exists and is newer than every module of this package (the code that draws
+    it). Drawing costs more than the rest of a 10,000-record board: matplotlib's import alone is ~0.4 s.
+    """
+    code = max(p.stat().st_mtime for p in Path(__file__).parent.rglob("*.py"))
+    if not all(f.is_file() and f.stat().st_mtime > code for f in figures):
+        return False
+    return all(path.is_file() and path.read_text() == text for path, text in inputs.items())
 
 
 def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = False,
@@ -340,6 +362,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
     if show:
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
                       "counts", "note", title=f"{task} leaderboard ({protocol})")
+        for column in table.columns:  # a narrow terminal wraps cells, never cuts a name or a number
+            column.overflow = "fold"
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
             counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")

@@ -1,9 +1,16 @@
 """``tower-bench methods`` and ``tasks``: what is registered, laid out so that nothing is cut at 80 columns.
 
 Cells wrap (a word longer than its column folds) and never end in an ellipsis. A task's data source
-gets a line of its own, so its link stays whole and clickable in a narrow terminal.
+gets a line of its own, so its link stays whole and clickable in a narrow terminal. Neither command
+imports torch: tasks are listed from their classes' attributes (task modules import torch inside their
+functions), methods from their classes' source (``method_summary``).
 """
 from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.padding import Padding
@@ -15,15 +22,46 @@ from benchmark import registry
 console = Console()
 
 
+def method_summary(target: str) -> tuple[bool, dict[str, Any]]:
+    """(trains_decoder, default hyper-parameters) of a registry target ``module:Class``, read from its source.
+
+    What ``cls.trains_decoder`` and ``cls.hparams()`` give, without importing the module: method modules
+    import torch and timm, seconds of start-up for a listing. Only the class and its bases in the same
+    file are read, so a method repeats its base's ``__init__`` defaults and keeps them literals; a test
+    checks every registered method against its imported class.
+    """
+    module, name = target.split(":")
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)  # finds the package without running its __init__
+    path = Path(spec.submodule_search_locations[0], *rest).with_suffix(".py") if rest else Path(spec.origin)
+    classes = {n.name: n for n in ast.parse(path.read_text(), str(path)).body if isinstance(n, ast.ClassDef)}
+    chain, node = [], classes[name]
+    while node is not None:  # base first, as hparams() walks the MRO
+        chain.insert(0, node)
+        node = next((classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes), None)
+    trains, defaults = False, {}
+    for cls in chain:
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "trains_decoder" for t in stmt.targets):
+                trains = ast.literal_eval(stmt.value)
+            elif isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+                a = stmt.args
+                positional = a.posonlyargs + a.args
+                pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults),
+                         *((k, d) for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None)]
+                defaults.update({arg.arg: ast.literal_eval(d) for arg, d in pairs if arg.arg != "net"})
+    return trains, defaults
+
+
 def methods_command() -> None:
     """List pretraining methods, what they train, and their default hyper-parameters."""
     table = Table(title="pretraining methods")
     for column in ("method", "trains", "defaults"):
         table.add_column(column, overflow="fold")
     for name in registry.METHODS:
-        cls = registry.method_class(name)
-        trains = "encoder + decoder" if cls.trains_decoder else "encoder"
-        table.add_row(name, trains, ", ".join(f"{k}={v}" for k, v in cls.hparams().items()))
+        trains_decoder, hparams = method_summary(registry.METHODS[name])
+        trains = "encoder + decoder" if trains_decoder else "encoder"
+        table.add_row(name, trains, ", ".join(f"{k}={v}" for k, v in hparams.items()))
     for name, (base, hparams) in registry.VARIANTS.items():
         trains = "encoder + decoder" if hparams.get("generative_weight", 1.0) > 0 else "encoder"
         settings = ", ".join(f"{k}={v}" for k, v in hparams.items())

@@ -2,14 +2,17 @@
 
 Every task yields ``Split``s of uint8 tensors; models take float images in [0, 1]. Pretraining
 sees only ``Task.pretrain_images()`` — the training split — never validation or test images.
+Task modules import torch (and pandas) inside the functions that use it: ``tower-bench tasks`` lists
+the class attributes without them (tests/benchmark/test_startup.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import UserError
 
@@ -42,6 +45,8 @@ class Split:
     ids: list[str] | None = None
 
     def __post_init__(self) -> None:
+        import torch
+
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise DataError(f"Split images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         if len(self.targets) != len(self.images):

@@ -12,11 +12,12 @@ decoded lazily per split, at reduced JPEG scale, resized to ``image_size`` squar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import torch
-from PIL import Image
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .base import Split, Task
 from .common import SPLIT_SEED, find_root, group_split, layout_error, parallel_map, read_image, to_nchw
@@ -54,6 +55,8 @@ class CheXpert(Task):
         self.max_images = max_images
 
     def _table(self, csv_name: str) -> tuple[Path, pd.DataFrame]:
+        import pandas as pd
+
         root = find_root(self.require_root(), "train.csv", ("CheXpert-v1.0-small", "CheXpert-v1.0"))
         path = root / csv_name
         if not path.is_file():
@@ -79,6 +82,8 @@ class CheXpert(Task):
     @staticmethod
     def labels(df: pd.DataFrame) -> np.ndarray:
         """(N, 5) float32 in {0, 1} after the uncertainty policy; blank = 0."""
+        import pandas as pd
+
         out = np.zeros((len(df), len(FINDINGS)), np.float32)
         for k, f in enumerate(FINDINGS):
             v = pd.to_numeric(df[f], errors="coerce").fillna(0).to_numpy()
@@ -95,6 +100,9 @@ class CheXpert(Task):
         return alt if alt.is_file() else p
 
     def _load(self, split: str) -> Split:
+        import pandas as pd
+        import torch
+
         root, df = self._table("valid.csv" if split == "test" else "train.csv")
         if split != "test":
             patients = df["Path"].str.extract(r"(patient\d+)", expand=False).fillna(df["Path"]).to_numpy()
@@ -122,6 +130,8 @@ CSV_COLUMNS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding", "
 
 def write_miniature(root: Path, n_patients: int = 24, n_valid: int = 6, size=(30, 36)) -> Path:
     """CheXpert-v1.0-small: train.csv / valid.csv with Path relative to the root's parent, JPEG views."""
+    from PIL import Image
+
     rng = np.random.default_rng(5)
     rows = {"train": [], "valid": []}
     for part, count in (("train", n_patients), ("valid", n_valid)):

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 from .base import DataError
 
@@ -66,6 +67,9 @@ def parallel_map(fn: Callable[[T], np.ndarray], items: Sequence[T]) -> list[np.n
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 256) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N, C, size, size) uint8, bilinear with antialiasing (area-like when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+
     if images.shape[-2:] == (size, size):
         return images
     out = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -75,6 +79,9 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 256) -> torch.Te
 
 def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
     """(N, H, W) integer/bool -> (N, size, size), nearest neighbour: labels stay labels."""
+    import torch
+    import torch.nn.functional as F
+
     if masks.shape[-2:] == (size, size):
         return masks
     dtype = masks.dtype
@@ -84,6 +91,8 @@ def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
 
 def to_nchw(arrays: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
     """Stack (H, W) or (H, W, C) uint8 arrays into an (N, C, H, W) uint8 tensor."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(np.stack(arrays) if not isinstance(arrays, np.ndarray) else arrays))
     if x.ndim == 3:
         return x[:, None].contiguous()

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
 from .base import SPLITS, Split, Task
 from .common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
 
@@ -102,6 +106,8 @@ class Drive(Task):
         return [(i, found["images"][i], found["1st_manual"][i], found["mask"][i]) for i in ids]
 
     def _load_part(self, part: str) -> Split:
+        import torch
+
         if part in self._full:
             return self._full[part]
         files = self._files(part)
@@ -122,6 +128,8 @@ class Drive(Task):
         return split
 
     def _load_full(self, split: str) -> Split:
+        import torch
+
         if split == "test":
             return self._load_part("test")
         full = self._load_part("training")
@@ -148,6 +156,8 @@ class Drive(Task):
 
 def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
     """``per_image`` fixed random ``size``-px patches of every image, each centred inside the FOV."""
+    import torch
+
     n, _, h, w = split.images.shape
     if size > min(h, w):
         raise ConfigError(f"patch size {size} is larger than the images ({h}x{w})")

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from .base import DataError, Split, Task
 from .common import SPLIT_SEED, fixed_split, layout_error, resize_images, resize_masks
@@ -66,6 +69,8 @@ class LiTS(Task):
         return [(i, vols[i], segs[i]) for i in ids]
 
     def _load(self, split: str) -> Split:
+        import torch
+
         pairs = self.pairs()
         idx = fixed_split(len(pairs), FRACTIONS)[("train", "val", "test").index(split)]
         images, masks, ids = [], [], []
@@ -83,6 +88,7 @@ class LiTS(Task):
     def _slices(self, vid: int, vol_path: Path, seg_path: Path) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Kept axial slices of one volume: (S, 1, H, W) uint8 windowed CT, (S, H, W) uint8 liver mask."""
         import nibabel as nib
+        import torch
 
         try:
             vol, seg = nib.load(vol_path), nib.load(seg_path)

@@ -19,7 +19,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..registry import MEDMNIST
 from .base import DataError, Split, Task
@@ -38,8 +37,8 @@ MODALITIES = {
     "tissuemnist": "pathology", "organamnist": "ct", "organcmnist": "ct", "organsmnist": "ct",
 }
 URL = "https://zenodo.org/records/10519652/files/{name}?download=1"
-# The INFO fields used here, for machines without the medmnist package (listing tasks and reading files
-# need no package; downloading does). A test checks this table against medmnist.INFO.
+# The INFO fields used here, vendored: listing tasks and reading files need no medmnist package (importing
+# even its medmnist.info imports torch, pandas and scipy); downloading does. A test checks it against medmnist.INFO.
 _VENDORED = (  # flag, task, channels, classes, (train, val, test)
     ("pathmnist", "multi-class", 3, 9, (89996, 10004, 7180)),
     ("chestmnist", "multi-label, binary-class", 1, 14, (78468, 11219, 22433)),
@@ -68,10 +67,7 @@ def vendored_info() -> dict[str, dict]:
             for flag, task, c, k, n in _VENDORED}
 
 
-try:
-    from medmnist.info import INFO
-except ImportError:  # the package is optional: see _VENDORED
-    INFO = vendored_info()
+INFO = vendored_info()
 
 
 def default_root() -> Path:
@@ -164,6 +160,8 @@ class MedMNISTTask(Task):
         return self._to_split(path, split, images, labels)
 
     def _to_split(self, path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> Split:
+        import torch
+
         if len(images) == 0:
             raise layout_error(path, f"{split}_images is empty (shape {images.shape}); expected at least one "
                                      "sample in each split", self)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .base import Split, Task
@@ -62,6 +61,8 @@ class Montgomery(Task):
         return root, images
 
     def _load(self, split: str) -> Split:
+        import torch
+
         root, images = self._list()
         idx = fixed_split(len(images), FRACTIONS)[("train", "val", "test").index(split)]
         files = [images[i] for i in idx]

@@ -11,8 +11,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
 from .base import Split, Task
 from .common import find_root, layout_error, parallel_map, read_image, stratified_split, to_nchw
@@ -38,6 +36,8 @@ class Shenzhen(Task):
         return {"data_root": write_miniature(root / "ChinaSet_AllFiles"), "image_size": 32}
 
     def _load(self, split: str) -> Split:
+        import torch
+
         root = find_root(self.require_root(), "CXR_png", ("ChinaSet_AllFiles",))
         folder = root / "CXR_png"
         if not folder.is_dir():
@@ -60,6 +60,8 @@ class Shenzhen(Task):
 
 def write_miniature(root: Path, n: int = 20, size=(36, 40)) -> Path:
     """Shenzhen: CXR_png/CHNCXR_NNNN_{0|1}.png, label = last digit (some files RGB, as in the real set)."""
+    from PIL import Image
+
     rng = np.random.default_rng(4)
     (root / "CXR_png").mkdir(parents=True, exist_ok=True)
     for i in range(n):

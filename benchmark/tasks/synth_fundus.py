@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import ConfigError
 from .base import Split, Task
@@ -103,6 +105,8 @@ def _rasterise(segs: np.ndarray, owner: np.ndarray, n: int, size: int) -> tuple[
     All segments of all ``n`` images at once: each gets the same small pixel window around it, distances
     to the tapered segment are computed for every window pixel, and a scatter-max merges them.
     """
+    import torch
+
     px = 2.0 / size
     s = torch.from_numpy(segs)
     x0, y0, x1, y1, r0, r1, strength = (v[:, None, None] for v in s.unbind(1))
@@ -134,6 +138,9 @@ def _rasterise(segs: np.ndarray, owner: np.ndarray, n: int, size: int) -> tuple[
 # ----------------------------------------------------------------------------------- one image
 def _image(rng: np.random.Generator, size: int) -> dict:
     """Everything of one image except the vessels' darkening, blur and noise (done batched)."""
+    import torch
+    import torch.nn.functional as F
+
     px = 2.0 / size
     c = (np.arange(size, dtype=np.float32) + 0.5) * px - 1.0
     X, Y = np.meshgrid(c, c)  # X right, Y down
@@ -192,6 +199,9 @@ def _image(rng: np.random.Generator, size: int) -> dict:
 
 def _blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with one sigma per image (the camera's point spread)."""
+    import torch
+    import torch.nn.functional as F
+
     n, c, h, w = x.shape
     radius = max(1, int(math.ceil(3 * float(sigmas.max()))))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -206,6 +216,8 @@ def _blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=16)
 def generate(n: int, size: int = 64, seed: int = 0) -> Fundus:
     """``n`` images of ``size`` px; image i depends only on (seed, i, size). Cached per process."""
+    import torch
+
     if size < 32:
         raise ConfigError(f"synth-fundus needs image_size >= 32 (got {size})")
     parts = [_image(np.random.default_rng([seed, i]), size) for i in range(n)]

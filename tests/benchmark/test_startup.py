@@ -1,0 +1,61 @@
+"""Start-up: listing commands import nothing heavy, and what they list is what the classes say.
+
+Times are not asserted (the machine is shared): ``python -m benchmark.startup`` prints them.
+"""
+import re
+
+import pytest
+
+from benchmark import registry
+from benchmark.cli.info import method_summary
+from benchmark.startup import HEAVY, TASK, imported_modules, write_store
+
+
+@pytest.mark.parametrize("command", ["--help", "tasks", "methods"])
+def test_listing_commands_import_no_heavy_module(command, tmp_path):
+    imported = imported_modules([command], tmp_path)
+    assert "benchmark.cli" in imported  # the probe ran the CLI
+    assert not set(HEAVY) & imported, f"tower-bench {command} imported {sorted(set(HEAVY) & imported)}"
+
+
+def test_leaderboard_imports_no_torch_or_timm(tmp_path):
+    write_store(tmp_path / "results", 32)
+    imported = imported_modules(["leaderboard", TASK, "--store", "results", "--out", "boards"], tmp_path)
+    assert (tmp_path / "boards" / f"{TASK}.md").is_file()
+    assert "pandas" in imported and not {"torch", "timm"} & imported, sorted({"torch", "timm"} & imported)
+
+
+def test_method_summary_is_what_the_imported_class_says():
+    for name, target in registry.METHODS.items():
+        cls = registry.method_class(name)
+        trains_decoder, hparams = method_summary(target)
+        assert trains_decoder == cls.trains_decoder, name
+        assert list(hparams.items()) == list(cls.hparams().items()), f"{name}: keep __init__ defaults literal"
+
+
+def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, capsys):
+    from benchmark.leaderboard import refresh_leaderboard
+
+    write_store(tmp_path / "results", 32)
+    monkeypatch.setenv("COLUMNS", "80")
+    refresh_leaderboard(TASK, tmp_path / "results", tmp_path / "boards", label_fraction=0.5)
+    text = capsys.readouterr().out
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    folded = "".join(re.findall(r"^│ (\S+)", text, re.M))  # the init column, its folded lines joined
+    for init in ("imagenet", "con-both", "trivial:all-foreground"):
+        assert init in folded, init
+
+
+def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
+    from benchmark.leaderboard import refresh_leaderboard
+
+    store, out = write_store(tmp_path / "results", 16), tmp_path / "boards"
+    png = out / f"{TASK}.png"
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    drawn = png.stat().st_mtime_ns
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    assert png.stat().st_mtime_ns == drawn
+    record = store.records(TASK, label_fraction=1.0)[0]  # on the board (a 0.5 record is not: no redraw)
+    store.put({**record, "value": record["value"] + 1.0})
+    refresh_leaderboard(TASK, store.root, out, show=False)
+    assert png.stat().st_mtime_ns != drawn
