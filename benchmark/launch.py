@@ -6,7 +6,8 @@ output (a pretraining export, a store record), so a launcher only starts jobs an
 - ``inline`` (default): one after the other in this process.
 - ``local``: submitit's LocalExecutor on this machine: one worker process per GPU of ``--gpus``
   (each sees only its GPU through CUDA_VISIBLE_DEVICES), or, without GPUs, ``--workers`` CPU
-  processes sharing the cores. Each worker runs its share of the jobs one after another.
+  processes sharing the cores. The workers draw from one queue (a folder of claim files), so a
+  long job on one worker never holds back jobs another could run.
 - ``slurm``: submitit's AutoExecutor: one array task per job; partition, time, memory, GPUs per
   job and array parallelism go to ``update_parameters``. The launching process waits (polling).
 
@@ -17,6 +18,7 @@ then raises ``JobsFailedError`` naming the first failure and where the logs are.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,12 +39,27 @@ class JobsFailedError(RuntimeError):
     """Some submitted jobs failed; the others' outputs are kept and a rerun retries only the failed ones."""
 
 
-def execute(jobs: Sequence[Job], threads: int | None = None) -> list[str]:
-    """What a submitted job runs: ``jobs`` one after another; one line per failure, the rest still run."""
+def claim(path: Path) -> bool:
+    """Whether this process is the first to claim ``path`` (created atomically; never removed)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None = None) -> list[str]:
+    """What a submitted job runs: ``jobs`` one after another; one line per failure, the rest still run.
+
+    With ``queue`` (a folder the workers of one phase share) a job runs only on the worker that claims it
+    first, so every worker walks the whole list and takes the next job nobody has taken.
+    """
     if threads:
         torch.set_num_threads(threads)
     failures = []
-    for job in jobs:
+    for i, job in enumerate(jobs):
+        if queue is not None and not claim(queue / f"job-{i}"):
+            continue
         try:
             job(progress=False)
         except Exception as err:  # noqa: BLE001 - reported to the launcher, the other jobs go on
@@ -120,12 +137,14 @@ class LocalLauncher:
         threads = None if self.gpus else max(1, (os.cpu_count() or 1) // n)
         where = f"GPUs {self.gpus}" if self.gpus else f"CPU, {threads} thread(s) each"
         console.print(f"{phase}: {len(jobs)} job(s) on {n} local worker(s) ({where}); logs in {self.folder}")
+        queue = self.folder / f"queue-{phase}-{os.getpid()}-{time.time_ns()}"
+        queue.mkdir(parents=True)
         submitted = []
         for i in range(n):
             gpu = {"visible_gpus": [self.gpus[i % len(self.gpus)]], "gpus_per_node": 1} if self.gpus else \
                 {"visible_gpus": (), "gpus_per_node": 0}
             executor.update_parameters(timeout_min=self.timeout_min, **gpu)
-            submitted.append(executor.submit(execute, list(jobs[i::n]), threads))
+            submitted.append(executor.submit(execute, list(jobs), threads, queue))
         _wait(submitted, phase, self.folder)
 
 

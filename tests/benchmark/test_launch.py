@@ -74,7 +74,7 @@ def test_local_sweep_two_cpu_workers_then_a_rerun_submits_nothing(workdir, monke
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*.json")} == before
 
 
-def test_local_workers_get_one_gpu_each_and_a_share_of_the_jobs(monkeypatch, tmp_path):
+def test_local_workers_get_one_gpu_each_and_draw_from_one_queue(monkeypatch, tmp_path):
     """Without GPUs here: capture what each worker would be started with."""
     calls = []
 
@@ -84,8 +84,8 @@ def test_local_workers_get_one_gpu_each_and_a_share_of_the_jobs(monkeypatch, tmp
         def result(self):
             return []
 
-    def submit(self, fn, jobs, threads):
-        calls.append((dict(self.parameters), jobs, threads))
+    def submit(self, fn, jobs, threads, queue):
+        calls.append((dict(self.parameters), jobs, threads, queue))
         return Done()
 
     monkeypatch.setattr(submitit.LocalExecutor, "submit", submit)
@@ -94,10 +94,11 @@ def test_local_workers_get_one_gpu_each_and_a_share_of_the_jobs(monkeypatch, tmp
     launcher.run(list("abcde"), "finetune")
     assert [c[0]["visible_gpus"] for c in calls] == [[2], [3]]
     assert all(c[0]["gpus_per_node"] == 1 for c in calls)
-    assert [c[1] for c in calls] == [["a", "c", "e"], ["b", "d"]]
+    assert [c[1] for c in calls] == [list("abcde")] * 2  # every worker walks the list, taking what is unclaimed
+    assert calls[0][3] == calls[1][3] and calls[0][3].is_dir() and not any(calls[0][3].iterdir())
     calls.clear()
     make_launcher("local", workers=3, folder=tmp_path).run(list("ab"), "finetune")
-    assert [(c[0]["visible_gpus"], c[0]["gpus_per_node"], c[1]) for c in calls] == [((), 0, ["a"]), ((), 0, ["b"])]
+    assert [(c[0]["visible_gpus"], c[0]["gpus_per_node"], c[1]) for c in calls] == [((), 0, ["a", "b"])] * 2
     assert calls[0][2] == max(1, (os.cpu_count() or 1) // 2)
 
 
@@ -159,6 +160,33 @@ def test_jobs_pickle_without_their_task_cache(workdir):
     copy = pickle.loads(pickle.dumps(job))
     assert copy.task is None and copy.cfg == job.cfg and copy.export == job.export
     assert str(todo.finetune[0]) == "fine-tune synth-fundus tower seed 0 fraction 1.0"
+
+
+def test_workers_sharing_a_queue_run_every_job_exactly_once(tmp_path):
+    """Two workers over the same list: the one that is free takes the next job, none runs twice."""
+    import threading
+    import time
+
+    ran: list[tuple[str, int]] = []
+
+    class Job:
+        def __init__(self, i, seconds):
+            self.i, self.seconds = i, seconds
+
+        def __call__(self, progress):
+            ran.append((threading.current_thread().name, self.i))
+            time.sleep(self.seconds)
+
+    jobs = [Job(0, 0.3)] + [Job(i, 0.01) for i in range(1, 8)]  # a long first job: the other worker takes the rest
+    workers = [threading.Thread(target=execute, args=(jobs, None, tmp_path), name=f"w{w}") for w in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(i for _, i in ran) == list(range(8))
+    long_worker = next(name for name, i in ran if i == 0)
+    assert [i for name, i in ran if name == long_worker] == [0]
+    assert execute(jobs, None, tmp_path) == [] and len(ran) == 8  # all claimed: a third worker finds nothing
 
 
 def test_execute_runs_the_rest_after_a_failure_and_the_launcher_names_it(tmp_path):
