@@ -130,6 +130,7 @@ CSV_COLUMNS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding", "
 
 def write_miniature(root: Path, n_patients: int = 24, n_valid: int = 6, size=(30, 36)) -> Path:
     """CheXpert-v1.0-small: train.csv / valid.csv with Path relative to the root's parent, JPEG views."""
+    import pandas as pd
     from PIL import Image
 
     rng = np.random.default_rng(5)

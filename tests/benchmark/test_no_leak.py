@@ -34,6 +34,7 @@ def split_of(batch: torch.Tensor) -> set[str]:
 
 def test_pretraining_sees_train_only_and_test_is_scored_once_after_model_selection(monkeypatch, tmp_path):
     import benchmark.finetune as finetune_module
+    import benchmark.training as training_module
     import tower.method
     import zoo.unet
 
@@ -54,7 +55,7 @@ def test_pretraining_sees_train_only_and_test_is_scored_once_after_model_selecti
     monkeypatch.setattr(tower.method.Tower, "views", spy_views)
     monkeypatch.setattr(zoo.unet.UNet, "forward", spy_forward)
     # augmentation changes intensities, which would hide where an image came from
-    monkeypatch.setattr(finetune_module, "augment_batch", lambda x, y, g: (x, y))
+    monkeypatch.setattr(training_module, "augment_batch", lambda x, y, g: (x, y))
     monkeypatch.chdir(tmp_path)
     run(["tower"], ["leak-check"], 1, "smoke", None, tmp_path / "store", tmp_path / "lb", [1.0], "tower",
         None, "test", progress=False)

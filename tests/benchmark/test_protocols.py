@@ -130,12 +130,15 @@ def test_protocol_is_part_of_the_record_key_and_old_records_read_as_finetune(tmp
 
 def test_committed_records_keep_their_config_hash():
     """``FinetuneConfig`` moved to benchmark/config.py and gained ``protocol``: the hash of every committed
-    record's config is still the one stored beside it."""
+    record's config is still the one stored beside it, and a finetune record hashes as it did before."""
     lines = [line for path in sorted((REPO / "leaderboards").glob("*.records.jsonl"))
              for line in path.read_text().splitlines()]
     assert lines
     for rec in map(json.loads, lines):
-        assert "protocol" not in rec["config"] and FinetuneConfig(**rec["config"]).hash() == rec["config_hash"]
+        assert FinetuneConfig(**rec["config"]).hash() == rec["config_hash"]
+        if rec["config"].get("protocol", "finetune") == "finetune":  # records from before and after protocols
+            legacy = {k: v for k, v in rec["config"].items() if k != "protocol"}
+            assert FinetuneConfig(**legacy).hash() == rec["config_hash"]
 
 
 def test_leaderboard_of_mixed_protocols_has_one_board_per_protocol(tmp_path):
@@ -232,3 +235,23 @@ def test_real_retinamnist_one_epoch_of_each_protocol(protocol):
     rec = finetune(cfg, task, progress=False)
     assert rec["n_train"] == 1080 and rec["n_test"] == 400 and 0 < rec["value"] < 100
     assert (protocol == "knn") == ("curve" not in rec)
+
+
+
+def test_fetch_downloads_the_file_commands_that_build_their_task_later_need(tmp_path, monkeypatch):
+    import medmnist
+
+    from benchmark.run import fetch
+
+    monkeypatch.setattr(medmnist, "RetinaMNIST", fake_download("retinamnist"))
+    fetch("retinamnist", tmp_path / "mm", 32)
+    assert (tmp_path / "mm" / "retinamnist_64.npz").is_file()
+
+
+@pytest.mark.parametrize("command", ["run", "pretrain", "finetune", "show-views", "analyse label-efficiency",
+                                     "analyse representations"])
+def test_every_command_that_loads_data_offers_download(command, capsys):
+    from ..reliability.common import cli
+
+    res = cli(capsys, *command.split(), "--help")
+    assert res.code == 0 and "--download" in res.out, res.out[-500:]

@@ -106,8 +106,8 @@ def test_two_runs_on_one_store_compute_every_job_once(tmp_path):
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
-    # finetune_stored prints one line per job it fine-tuned itself: "synth-fundus random seed N fraction 1.0: ..."
-    done = Counter(int(m) for _, err in outputs for m in re.findall(r"synth-fundus random seed (\d+) fraction", err))
+    # finetune_stored prints one line per job it fine-tuned itself: "synth-fundus random finetune seed N fraction 1.0: ..."
+    done = Counter(int(m) for _, err in outputs for m in re.findall(r"synth-fundus random finetune seed (\d+) fraction", err))
     assert done == Counter(range(SEEDS)), f"fine-tuning runs per seed: {dict(done)}"
     assert len(ResultStore(tmp_path / "store").records()) == SEEDS
     assert not list((tmp_path / "store").rglob("*.lock"))
