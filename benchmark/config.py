@@ -127,13 +127,28 @@ BUDGET_HELP = f"size preset: {', '.join(BUDGETS)} (benchmark/config.py)"
 
 
 def budget(name: str | Budget) -> Budget:
-    """The budget called ``name``; a resolved ``Budget`` is returned as it is, so callers that resolved
-    it once pass it down instead of its name."""
+    """The budget called ``name``; ``<budget>-<N>px`` is that budget at ``N`` px (``sized``). A resolved
+    ``Budget`` is returned as it is, so callers that resolved it once pass it down instead of its name."""
     if isinstance(name, Budget):
         return name
+    base, _, size = name.rpartition("-")
+    if name not in BUDGETS and base in BUDGETS and size.endswith("px") and size[:-2].isdigit():
+        return sized(BUDGETS[base], int(size[:-2]))
     if name not in BUDGETS:
-        raise UnknownNameError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
+        raise UnknownNameError(f"unknown budget {name!r}; valid budgets: {', '.join(BUDGETS)}, or one of them "
+                               "at another input size as <budget>-<N>px (e.g. cpu-28px)")
     return BUDGETS[name]
+
+
+def sized(b: Budget, image_size: int | None) -> Budget:
+    """``b`` at ``image_size`` px, named ``<budget>-<N>px``: records and boards of other sizes never pool."""
+    if image_size is None or image_size == b.image_size:
+        return b
+    if image_size < 8:
+        raise ConfigError(f"--image-size must be at least 8 px, got {image_size}")
+    base = b.name if b.name in BUDGETS else b.name.rpartition("-")[0]
+    return dataclasses.replace(b, name=f"{base}-{image_size}px", image_size=image_size,
+                               description=f"{b.description}; at {image_size} px")
 
 
 class HashedConfig:

@@ -65,6 +65,11 @@ def make_task(name: str, data_root: Path | None, image_size: int | None, downloa
     return registry.make_task(name, data_root, image_size, **({"download": True} if download else {}))
 
 
+def fetch(name: str, data_root: Path | None, image_size: int | None = None) -> None:
+    """``--download`` for commands that build their task later: fetch its missing files now (MedMNIST)."""
+    make_task(name, data_root, image_size, download=True).load("train")
+
+
 def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
     """With several tasks, ``--data-root`` is a parent folder holding one sub-folder per task."""
     if data_root is None or not several:
@@ -152,14 +157,17 @@ def record_key(cfg: FinetuneConfig, name: str) -> dict:
                    "budget": cfg.budget, "config_hash": cfg.hash(), "protocol": cfg.protocol})
 
 
-def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, name: str, progress: bool) -> dict:
-    """The record of ``cfg`` stored under init ``name``: read from the store, or fine-tuned and stored."""
+def finetune_stored(store: ResultStore, cfg: FinetuneConfig, task: Task | None, name: str, progress: bool,
+                    command: str | None = None) -> dict:
+    """The record of ``cfg`` stored under init ``name``: read from the store, or fine-tuned and stored with the
+    ``command`` that made it (default: this process's), which a model card lists."""
     key = record_key(cfg, name)
     with store.claim(key) as todo:  # another run computing the same key: wait for its record
         if not todo:
             return store.get(key)
         record = finetune(cfg, task, progress=progress)
         record["init"] = name
+        record["command"] = command or command_line()
         store.put(record)
     trained = f"{record['steps_run']} steps, best at {record['best_step']}, " if "steps_run" in record else ""
     console.print(f"{cfg.task} {name} {cfg.protocol} seed {cfg.seed} fraction {cfg.label_fraction}: "
@@ -175,6 +183,7 @@ class FinetuneJob:
     cfg: FinetuneConfig
     store: str
     task: Task | None = field(default=None, repr=False, compare=False)  # in-process cache, not pickled
+    command: str | None = None  # the sweep's command line, stored in the record (workers have their own argv)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "task": None}
@@ -183,7 +192,7 @@ class FinetuneJob:
         return f"fine-tune {self.cfg.task} {self.name} seed {self.cfg.seed} fraction {self.cfg.label_fraction}"
 
     def __call__(self, progress: bool = True) -> dict:
-        return finetune_stored(ResultStore(self.store), self.cfg, self.task, self.name, progress)
+        return finetune_stored(ResultStore(self.store), self.cfg, self.task, self.name, progress, self.command)
 
 
 @dataclass
@@ -268,6 +277,8 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                 launcher.device, pretrain_seeds, protocol, download)
     console.print(f"{launcher.name}: {len(todo.pretrain)} pretraining and {len(todo.finetune)} fine-tuning job(s) "
                   f"to run, {todo.stored} result(s) already stored")
+    for job in todo.finetune:
+        job.command = command
     launcher.run(todo.pretrain, "pretrain")
     launcher.run(todo.finetune, "finetune")
     written: list[Path] = []

@@ -18,6 +18,7 @@ from .options import (
     Boards,
     Budget,
     DataRoot,
+    Download,
     Fractions,
     ImagenetWeights,
     Inits,
@@ -50,11 +51,15 @@ def _path_str(path: Path | None) -> str | None:
 
 
 def _own(task: str, data_root: Path | None, modality: str | None, num_classes: int | None,
-         split_seed: int | None) -> tuple[str, Path | None]:
-    """(task name, data root): own data (a CSV or folder) becomes its task, its manifest the data root."""
+         split_seed: int | None, download: bool = False) -> tuple[str, Path | None]:
+    """(task name, data root): own data (a CSV or folder) becomes its task, its manifest the data root;
+    ``download`` fetches a task's missing files first."""
     from benchmark import registry
+    from benchmark.run import fetch
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
+    if download:
+        fetch(task, data_root)
     return task, registry.own_manifest(task) or data_root
 
 
@@ -72,12 +77,13 @@ def ablation_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
     from benchmark.analyses import ablation
     from benchmark.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     ablation.ablation(task, budget, seeds, store, out, _list(inits, ablation.INITS), data_root,
                       _path_str(imagenet_weights), command_line(), progress)
 
@@ -99,12 +105,13 @@ def label_efficiency_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
     from benchmark.analyses import label_efficiency as le
     from benchmark.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     le.label_efficiency(task, budget, seeds, store, out, _list(inits, le.INITS), _list(fractions, le.FRACTIONS, float),
                         _list(references, le.REFERENCES), n_boot, data_root, _path_str(imagenet_weights),
                         command_line(), progress)
@@ -124,12 +131,13 @@ def convergence_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
     from benchmark.analyses import convergence
     from benchmark.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     convergence.convergence(task, budget, seeds, store, out, _list(inits, convergence.INITS), data_root,
                             _path_str(imagenet_weights), command_line(), progress)
 
@@ -148,12 +156,13 @@ def mixing_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
     from benchmark.analyses import mixing
     from benchmark.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     mixing.mixing(task, budget, seeds, store, out, _list(pairs, mixing.PAIRS), data_root,
                   _path_str(imagenet_weights), command_line(), progress)
 
@@ -171,11 +180,12 @@ def representations_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
     from benchmark.analyses import representations as rep
     from benchmark.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed)
+    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     rep.representations(task, budget, out, _list(inits, rep.INITS), _list(ks, rep.KS, int), data_root,
                         _path_str(imagenet_weights), command_line(), progress)

@@ -50,22 +50,23 @@ def finetune_command(
     import typer
 
     from benchmark import registry
-    from benchmark.config import FinetuneConfig
+    from benchmark.config import FinetuneConfig, sized
     from benchmark.config import budget as get_budget
     from benchmark.finetune import finetune
-    from benchmark.run import make_task
+    from benchmark.run import command_line, make_task
     from benchmark.store import ResultStore
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root
-    b = get_budget(budget)
-    task_obj = make_task(task, data_root, image_size or b.image_size, download)
+    b = sized(get_budget(budget), image_size)
+    task_obj = make_task(task, data_root, b.image_size, download)
     cfg = FinetuneConfig.from_budget(
         b, task_obj, task, protocol=protocol, init=init, init_decoder=init_decoder, seed=seed,
         label_fraction=label_fraction, batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root,
         imagenet_weights=imagenet_weights,
     )
     record = finetune(cfg, task_obj)
+    record["command"] = command_line()
     path = ResultStore(store).put(record)
     val = (f"best val {record['val_best']:.2f} at step {record['best_step']} of {record['steps_run']}"
            if "best_step" in record else f"val {record['val_best']:.2f}, nothing trained")

@@ -68,7 +68,8 @@ LabelFractions = Annotated[list[float], typer.Option(
 Reference = Annotated[str, typer.Option("--reference", help="the init that significance marks compare against")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")]
 ImageSize = Annotated[Optional[int], typer.Option(
-    "--image-size", help="input side length (default: the budget's or the task's)")]
+    "--image-size", help="input side length (default: the budget's or the task's); the budget is then named "
+                         "<budget>-<N>px (e.g. cpu-28px), so boards of other sizes never pool")]
 BatchSize = Annotated[Optional[int], typer.Option(
     "--batch-size", help="batch size (default: the budget's); pretraining: the GLOBAL batch, split over processes")]
 Lr = Annotated[Optional[float], typer.Option(

@@ -21,6 +21,7 @@ from .options import (
     Compile,
     DataRoot,
     Deterministic,
+    Download,
     Encoder,
     Epochs,
     Gpus,
@@ -93,6 +94,7 @@ def pretrain_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
     from benchmark import registry
@@ -104,6 +106,10 @@ def pretrain_command(
         relaunch(gpus)
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root
+    if download:
+        from benchmark.run import fetch
+
+        fetch(task, data_root, image_size)
     kind = registry.task_class(task).kind
     cfg = PretrainConfig.from_budget(
         budget, kind, method=method, task=task, hparams=parse_hparams(hparam), encoder=encoder, epochs=epochs,

@@ -17,6 +17,7 @@ from .options import (
     Download,
     GpusPerJob,
     ImagenetWeights,
+    ImageSize,
     JobsDir,
     LabelFractions,
     Launcher,
@@ -70,8 +71,11 @@ def run_command(
     split_seed: SplitSeed = None,
     protocol: Protocol = "finetune",
     download: Download = False,
+    image_size: ImageSize = None,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
+    from benchmark.config import budget as get_budget
+    from benchmark.config import sized
     from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
     from benchmark.run import command_line, console, expand_methods, expand_tasks, run
 
@@ -85,7 +89,8 @@ def run_command(
     chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
                            timeout_min=timeout_min, progress=progress)
     command = command_line()
-    task = resolve_tasks(task, modality, num_classes, split_seed)
+    budget = sized(get_budget(budget), image_size).name  # records and boards say the size: cpu-28px
+    task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     try:
         paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
                     reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .options import (
     DataRoot,
+    Download,
     ImageSize,
     Method,
     Modality,
@@ -29,10 +30,15 @@ def show_views_command(
     modality: Modality = None,
     num_classes: NumClasses = None,
     split_seed: SplitSeed = None,
+    download: Download = False,
 ) -> None:
     """Draw a method's views (and the restoration of a pretrained model) as a PNG grid."""
     from benchmark.views import show_views
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
+    if download:
+        from benchmark.run import fetch
+
+        fetch(task, data_root, image_size)
     path = show_views(method, task, model=model, n=n, out=out, data_root=data_root, image_size=image_size, seed=seed)
     print(path)
