@@ -117,6 +117,26 @@ def test_pretrain_finetune_leaderboard_through_the_cli(layout, tmp_path, capsys,
     assert str(tmp_path) not in (tmp_path / "boards" / f"{name}.md").read_text()
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_linear_and_knn_protocols_on_own_data(layout, tmp_path, capsys, monkeypatch):
+    """Own data through ``finetune --protocol linear|knn`` and its per-protocol board (kNN: classification only)."""
+    monkeypatch.chdir(tmp_path)
+    data = LAYOUTS[layout](tmp_path)
+    segmentation = layout == "pairs"
+    for protocol in ("linear", "knn"):
+        res = cli(capsys, "finetune", "--task", data, "--budget", "smoke", "--init", "random", "--store", "results",
+                  "--protocol", protocol)
+        if protocol == "knn" and segmentation:
+            assert res.code == 2 and len(res.error_lines) == 1 and "knn" in res.error_lines[0], res.err
+            continue
+        assert res.code == 0, res.err
+        name = res.out.split()[0]
+        res = cli(capsys, "leaderboard", data, "--store", "results", "--out", "boards", "--reference", "random",
+                  "--protocol", protocol)
+        assert res.code == 0, res.err
+        assert f"protocol**: `{protocol}`" in (tmp_path / "boards" / f"{name}-{protocol}.md").read_text()
+
+
 def test_run_sweep_on_a_csv(tmp_path, capsys, monkeypatch):
     """``run`` (pretrain + fine-tune + board in one) names the CSV's task in its run folder and board."""
     monkeypatch.chdir(tmp_path)
