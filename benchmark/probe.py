@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FinetuneConfig
-from .scoring import evaluate, score, to_scores
+from .scoring import evaluate, run_batched, score, to_scores
 from .tasks.base import Split, Task
 from .training import image_batches, train_loop
 
@@ -48,12 +48,7 @@ def pooled_features(net: nn.Module, split: Split, batch_size: int, device: torch
                     fast: bool = False) -> torch.Tensor:
     """(N, F) float32 pooled last-stage features of the full split, the encoder in eval mode."""
     net.eval()
-    out = []
-    for start in range(0, len(split), batch_size):
-        x = split.images[start : start + batch_size].to(device).float().div_(255)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-            out.append(net.forward_pooled(x.contiguous(memory_format=torch.channels_last) if fast else x).float())
-    return torch.cat(out)
+    return torch.cat(list(run_batched(net.forward_pooled, split, batch_size, device, fast)))
 
 
 def knn_scores(bank: torch.Tensor, bank_targets: torch.Tensor, queries: torch.Tensor, kind: str,

@@ -6,11 +6,22 @@ classification: AUC as MedMNIST computes it. Shared by every protocol (``finetun
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 from .tasks.base import Split
+
+
+def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], split: Split, batch_size: int, device: torch.device,
+                fast: bool = False) -> Iterator[torch.Tensor]:
+    """``fn`` on the FULL split in batches of images in [0, 1] on ``device`` (bf16 + channels_last when ``fast``),
+    each output as float32: what every protocol's scoring and feature extraction is built on."""
+    for start in range(0, len(split), batch_size):
+        x = split.images[start : start + batch_size].to(device).float().div_(255)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            yield fn(x.contiguous(memory_format=torch.channels_last) if fast else x).float()
 
 
 @torch.no_grad()
@@ -19,10 +30,7 @@ def predict(model: nn.Module, split: Split, kind: str, batch_size: int, device: 
     """Predictions on the FULL split, on the CPU: segmentation class maps (N, H, W), else scores."""
     model.eval()
     out = []
-    for start in range(0, len(split), batch_size):
-        x = split.images[start : start + batch_size].to(device).float().div_(255)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-            logits = model(x.contiguous(memory_format=torch.channels_last) if fast else x).float()
+    for logits in run_batched(model, split, batch_size, device, fast):
         out.append((logits.argmax(1).to(torch.uint8) if kind == "segmentation" else to_scores(logits, kind)).cpu())
     return torch.cat(out)
 
