@@ -76,6 +76,9 @@ def compare(a: Values, b: Values, paired: bool | None = None) -> Comparison:
     test = "paired" if paired else "welch"
     if min(len(x), len(y)) < 2:
         return Comparison(math.nan, "none", f"n<2 (n={len(x)} vs {len(y)}): no test")
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        # every seed of both gave one value (kNN on a fixed encoder): a t-test would report p = 0 for one number
+        return Comparison(math.nan, "none", "zero variance: no test")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # zero variance: scipy warns and returns NaN
         result = sps.ttest_rel(x, y) if paired else sps.ttest_ind(x, y, equal_var=False)

@@ -36,7 +36,7 @@ def gather(inits: list[str], task: str, budget: str, seeds: int, store: Path, fr
     """
     fractions = [float(f) for f in fractions]
     run(inits, [task], seeds, budget, data_root, store, None, fractions, "tower", imagenet_weights, "", progress)
-    records = [r for r in ResultStore(store).records(task, budget=budget)
+    records = [r for r in ResultStore(store).records(task, budget=budget, protocol="finetune")  # the paper's
                if r["init"] in inits and float(r["label_fraction"]) in fractions and int(r["seed"]) < seeds]
     notes = [f"{init}: no results (skipped: ImageNet weights are not available offline; pass --imagenet-weights)"
              if init == "imagenet" else f"{init}: no results" for init in inits

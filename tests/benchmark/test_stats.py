@@ -63,3 +63,14 @@ def test_holm_hand_computed():
     out = holm([0.01, float("nan"), 0.04])  # NaN is not a hypothesis: m = 2
     assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
     assert holm([]) == []
+
+
+def test_two_constant_samples_get_no_test():
+    """kNN on a fixed encoder repeats one value per seed: that is one number each, not a p of 0."""
+    from benchmark.stats import compare
+
+    for paired in (True, False):
+        a, b = {0: 65.3, 1: 65.3, 2: 65.3}, {0: 73.0, 1: 73.0, 2: 73.0}
+        result = compare(a, b, paired=paired)
+        assert result.test == "none" and result.p != result.p and "zero variance" in result.note
+    assert compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 3.0}).test == "paired"  # one constant side still tests
