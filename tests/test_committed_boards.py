@@ -15,8 +15,11 @@ BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 MARGIN = 5.0  # benchmark.leaderboard.TRIVIAL_MARGIN, restated: the rule is part of what is checked
 
 
+ANALYSES = ("ablation-", "convergence-", "label-efficiency-", "mixing-", "representations-")  # tables built on boards
+
+
 def boards() -> list[Path]:
-    return sorted(p for p in BOARDS.glob("*.csv") if not p.name.endswith("-curves.csv"))
+    return sorted(p for p in BOARDS.glob("*.csv") if not p.name.startswith(ANALYSES))
 
 
 def close(a: float, b: float) -> bool:
