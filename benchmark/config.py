@@ -179,6 +179,7 @@ class PretrainConfig(HashedConfig):
         {"out", "data_root", "checkpoint_every", "threads", "device", "deterministic"})
 
     method: str = "tower"
+    method_revision: int = 1  # the method's code revision (``PretrainMethod.revision``), filled in by resolve
     hparams: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
     task: str = "synth-fundus"
     data_root: str | None = None
@@ -217,6 +218,13 @@ class PretrainConfig(HashedConfig):
         if unknown:
             raise ValueError(f"unknown PretrainConfig fields: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """As every config, but revision 1 is left out: runs made before revisions existed keep their hash."""
+        d = super().hashed_fields()
+        if d["method_revision"] == 1:
+            del d["method_revision"]
+        return d
 
     def protocol(self) -> dict[str, Any]:
         """The fields that decide the result: hashed, and published with the weights (no local paths)."""

@@ -60,7 +60,8 @@ def default_out(cfg: PretrainConfig) -> Path:
 
 def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = None,
             n_images: int | None = None) -> PretrainConfig:
-    """Fill in what defaults stood for (hyper-parameters, image size, bf16 ...), so the hash names the run.
+    """Fill in what defaults stood for (hyper-parameters, the method's code revision, image size, bf16 ...),
+    so the hash names the run.
 
     With ``n_images`` (the pretraining set's size) the method fits its hyper-parameters to the data and
     the run's length (``PretrainMethod.fit_to_data``: MoCo's queue, EMA momenta).
@@ -71,7 +72,7 @@ def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = 
         batch, _, total = plan(n_images, cfg, world_size())
         hparams = registry.method_class(cfg.method).fit_to_data(hparams, n_images, batch, total)
     return cfg.replace(
-        hparams=hparams, image_size=image_size,
+        hparams=hparams, image_size=image_size, method_revision=registry.method_class(cfg.method).revision,
         bf16=cuda if cfg.bf16 is None else cfg.bf16,
         channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
     )

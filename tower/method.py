@@ -30,6 +30,7 @@ class Tower(PretrainMethod):
     paper_name = "TOWER"
     trains_decoder = True
     tiny_hparams = {"proj_hidden_dim": 32, "proj_dim": 16}
+    revision = 2  # 2: images and views encoded in one pass (BatchNorm's running stats; tests/tower/test_batchnorm.py)
 
     def __init__(self, net: UNet, modality: str = "generic", temperature: float = 0.1,
                  contrastive_weight: float = 1.0, generative_weight: float = 1.0,

@@ -26,6 +26,10 @@ class PretrainMethod(nn.Module):
     trains_decoder: bool = False  # a class default; ``freeze_decoder`` makes one instance encoder-only
     # Hyper-parameters small enough for the CPU contract tests (tiny heads, short queues); defaults stay the papers'.
     tiny_hparams: ClassVar[dict[str, Any]] = {}
+    # Bumped when a change to the method's code changes what a run computes. From 2 on it is part of the
+    # pretraining config's hash, so runs (``runs/pretrain/<method>-<task>-<hash>``) and checkpoints made by
+    # older code are never reused or resumed; revision 1 leaves the hashes of earlier runs as they were.
+    revision: ClassVar[int] = 1
 
     def __init__(self, net: UNet, modality: str = "generic"):
         super().__init__()

@@ -135,6 +135,19 @@ def test_config_hash_ignores_where_and_how_fast_but_not_what():
         PretrainConfig(batch_size=0)
 
 
+def test_a_method_revision_renames_its_runs_but_revision_1_keeps_old_hashes():
+    """A code change that changes what a method computes bumps ``revision``: its runs get a new hash, so
+    ``run`` never reuses (nor ``--resume`` continues) a run made by the older code."""
+    cfg = PretrainConfig(method="tower")
+    assert cfg.hash() == "6b847fb4206e"  # the hash this config had before revisions existed
+    assert cfg.replace(method_revision=2).hash() != cfg.hash()
+    assert resolve(cfg, 32).method_revision == registry.method_class("tower").revision == 2
+    assert resolve(cfg.replace(method="simclr"), 32).method_revision == 1
+    resolved = resolve(cfg, 32)
+    assert resolve(resolved, 32) == resolved  # idempotent
+    assert PretrainConfig.from_dict(resolved.to_dict()).hash() == resolved.hash()
+
+
 def test_plan_splits_the_global_batch_and_handles_tiny_splits():
     cfg = PretrainConfig(batch_size=8, epochs=3)
     assert plan(20, cfg, 1) == (8, 2, 6)
