@@ -50,11 +50,12 @@ def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
     from benchmark.leaderboard import refresh_leaderboard
 
     store, out = write_store(tmp_path / "results", 16), tmp_path / "boards"
-    png = out / f"{TASK}.png"
+    png, records = out / f"{TASK}.png", out / f"{TASK}.records.jsonl"
     refresh_leaderboard(TASK, store.root, out, show=False)
-    drawn = png.stat().st_mtime_ns
+    drawn, written = png.stat().st_mtime_ns, records.stat().st_mtime_ns
     refresh_leaderboard(TASK, store.root, out, show=False)
     assert png.stat().st_mtime_ns == drawn
+    assert records.stat().st_mtime_ns == written  # unchanged records are not written again
     record = store.records(TASK, label_fraction=1.0)[0]  # on the board (a 0.5 record is not: no redraw)
     store.put({**record, "value": record["value"] + 1.0})
     refresh_leaderboard(TASK, store.root, out, show=False)

@@ -74,3 +74,28 @@ def test_two_constant_samples_get_no_test():
         result = compare(a, b, paired=paired)
         assert result.test == "none" and result.p != result.p and "zero variance" in result.note
     assert compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 3.0}).test == "paired"  # one constant side still tests
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tests_and_intervals_equal_scipy_stats(seed):
+    """benchmark.stats writes the t-tests out on scipy.special (a faster import): they must be scipy.stats'."""
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(2, 12, size=2)
+    x = rng.normal(70, rng.uniform(0.1, 10), n)
+    y = rng.normal(70 + rng.normal(0, 5), rng.uniform(0.1, 10), m)
+    assert compare(list(x), list(y)).p == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+    pair = y[:n] if m >= n else np.resize(y, n)
+    paired = compare(dict(enumerate(x)), dict(enumerate(pair)))
+    assert paired.test == "paired" and paired.p == pytest.approx(sps.ttest_rel(x, pair).pvalue, rel=1e-9)
+    lo, hi = sps.t.interval(0.95, n - 1, loc=np.mean(x), scale=sps.sem(x))
+    assert summarize(x).ci == pytest.approx((hi - lo) / 2, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy's, on the constant side
+def test_one_constant_side_and_constant_differences_as_scipy():
+    x, y = [1.0, 2.0, 4.0], [3.0, 3.0, 3.0]
+    assert compare(x, y).p == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+    shifted = compare({0: 1.0, 1: 2.0, 2: 4.0}, {0: 0.0, 1: 1.0, 2: 3.0})  # every difference 1: p = 0 as in scipy
+    assert shifted.p == 0.0 and shifted.test == "paired"
+    same = compare({0: 1.0, 1: 2.0}, {0: 1.0, 1: 2.0})
+    assert math.isnan(same.p) and "zero variance" in same.note
