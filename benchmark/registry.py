@@ -111,6 +111,23 @@ def own_manifest(name: str) -> Path | None:
     return OWN[name].manifest if name in OWN else None
 
 
+def own_spec(name: str) -> tuple[str, dict] | None:
+    """(manifest, options) that make own-data task ``name`` again in another process (a launcher's worker):
+    the manifest alone would rebuild it without the ``--modality`` / ``--num-classes`` / ``--split-seed`` it
+    was made with. None for a registered task."""
+    if name not in OWN:
+        return None
+    import dataclasses
+
+    return str(OWN[name].manifest), dataclasses.asdict(OWN[name].options)
+
+
+def remake_own(spec: tuple[str, dict] | None) -> None:
+    """Make (and remember) the own-data task of an ``own_spec`` in this process; None: nothing to do."""
+    if spec is not None:
+        resolve_task(spec[0], **spec[1])
+
+
 def task_class(name: str, data_root: str | Path | None = None):
     """A registered task's class, or an own-data task's: made here, or rebuilt from its manifest ``data_root``."""
     if name in OWN:

@@ -89,6 +89,7 @@ class PretrainJob:
     cfg: PretrainConfig
     image_size: int | None  # the budget's, to build the task again where the job runs
     task: Task | None = field(default=None, repr=False, compare=False)
+    own: tuple[str, dict] | None = None  # own data: how a worker makes the task again (registry.own_spec)
 
     @property
     def out(self) -> Path:
@@ -111,6 +112,7 @@ class PretrainJob:
         if self.done():
             console.print(f"[dim]{self.method}: reusing pretrained weights {self.export}[/dim]")
             return self.export
+        registry.remake_own(self.own)
         task = self.task or registry.make_task(self.cfg.task, self.cfg.data_root, self.image_size)
         images = task.pretrain_images()
         resume = (self.out / CHECKPOINT).exists()
@@ -132,7 +134,7 @@ def pretrain_job(method: str, task: Task, task_name: str, budget: Budget | str, 
     images = task.pretrain_images()
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device, len(images))
-    return PretrainJob(method, cfg, task.image_size, task)
+    return PretrainJob(method, cfg, task.image_size, task, registry.own_spec(task_name))
 
 
 def pretrained_init(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
@@ -184,6 +186,7 @@ class FinetuneJob:
     store: str
     task: Task | None = field(default=None, repr=False, compare=False)  # in-process cache, not pickled
     command: str | None = None  # the sweep's command line, stored in the record (workers have their own argv)
+    own: tuple[str, dict] | None = None  # own data: how a worker makes the task again (registry.own_spec)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "task": None}
@@ -192,6 +195,7 @@ class FinetuneJob:
         return f"fine-tune {self.cfg.task} {self.name} seed {self.cfg.seed} fraction {self.cfg.label_fraction}"
 
     def __call__(self, progress: bool = True) -> dict:
+        registry.remake_own(self.own)
         return finetune_stored(ResultStore(self.store), self.cfg, self.task, self.name, progress, self.command)
 
 
@@ -256,7 +260,8 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
                         if store.has(record_key(cfg, method)):
                             out.stored += 1
                         else:
-                            out.finetune.append(FinetuneJob(method, cfg, str(store_root), task))
+                            out.finetune.append(FinetuneJob(method, cfg, str(store_root), task,
+                                                            own=registry.own_spec(task_name)))
     return out
 
 

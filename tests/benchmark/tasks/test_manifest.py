@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from benchmark import registry
@@ -264,3 +265,24 @@ def test_show_views_and_analyse_take_own_data(tmp_path, capsys, monkeypatch):
     assert [json.loads(p.read_text())["task"] for p in (tmp_path / "results").rglob("*.json")] == [name]
     res = cli(capsys, "finetune", "--task", tmp_path / "nowhere.csv", "--budget", "smoke")
     assert res.code == 2 and "nowhere.csv: no such CSV manifest or data folder" in res.error_lines[0]
+
+
+def test_launcher_jobs_carry_the_own_options_to_a_new_process(tmp_path, monkeypatch):
+    """A worker rebuilds own data from its manifest: the --modality it was made with travels in the job,
+    else the worker makes another task (another name) and refuses the job."""
+    import pickle
+
+    from benchmark.run import plan
+
+    monkeypatch.chdir(tmp_path)
+    data = segmentation_csv(tmp_path / "seg")
+    name = registry.resolve_task(str(data), modality="fundus")
+    todo = plan(["tower"], [name], 1, "smoke", None, tmp_path / "results", [1.0], None, torch.device("cpu"))
+    jobs = [pickle.loads(pickle.dumps(job)) for job in todo.pretrain + todo.finetune]
+    assert [type(job).__name__ for job in jobs] == ["PretrainJob", "FinetuneJob"]
+    registry.OWN.clear()  # the worker's process
+    with pytest.raises(DataError, match="was made with --modality"):
+        registry.make_task(name, data, 32)
+    assert jobs[0]().joinpath("config.json").is_file()
+    registry.OWN.clear()
+    assert jobs[1](progress=False)["task"] == name
