@@ -319,6 +319,11 @@ def figure_is_current(figures: Sequence[Path]) -> bool:
     return all(f.is_file() and f.stat().st_mtime > code for f in figures)
 
 
+def _precision(record: Mapping[str, Any]) -> str:
+    """How a record's fine-tuning ran: ``fast`` is set only where the device runs bf16 natively."""
+    return "bf16 + channels_last" if record.get("config", {}).get("fast") else "fp32"
+
+
 def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = False,
                         budget: str | None = None, label_fraction: float = 1.0, name: str | None = None,
                         command: str | None = None, show: bool = True, protocol: str = PROTOCOL) -> list[Path]:
@@ -356,6 +361,7 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "input": "; ".join(sorted({r["input"] for r in used if r.get("input")})) or "not recorded",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config hashes": ", ".join(sorted({r["config_hash"] for r in used})),
+        "fine-tuning precision": ", ".join(sorted({_precision(r) for r in used})),
         "variance": variance_note(df),
         "tower-bench": package_version(),
     }

@@ -124,10 +124,12 @@ def test_write_files_round_trip(tmp_path):
 def test_leaderboard_command_end_to_end(tmp_path, capsys):
     store = ResultStore(tmp_path / "results")
     for r in records({"tower": [80.0, 81.0, 82.0], "random": [70.0, 71.0, 72.5]}):
-        store.put({**r, "config": {"data_root": "/data/DRIVE"}, "config_hash": "abc123"})
+        fast = r["init"] == "tower"
+        store.put({**r, "config": {"data_root": "/data/DRIVE", "fast": fast}, "config_hash": "abc123"})
     leaderboard_command("drive", store=store.root, out=tmp_path / "lb", holm=True)
     md = (tmp_path / "lb" / "drive.md").read_text()
     assert "--holm" in md and "6 records of drive from DRIVE" in md and "/data/DRIVE" not in md and "Holm-adjusted" in md
+    assert "**fine-tuning precision**: `bf16 + channels_last, fp32`" in md  # how the rows ran, both named
     assert (tmp_path / "lb" / "drive.png").is_file()
     printed = capsys.readouterr().out
     assert "drive leaderboard" in printed and "drive.csv" in printed
