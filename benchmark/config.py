@@ -64,6 +64,7 @@ class Budget:
     finetune_eval_every: int = 0  # 0: once per epoch
     finetune_warmup_steps: int = 0
     finetune_loss: str = "ce"  # segmentation loss: "ce" (the paper) or "ce+dice"
+    finetune_selection: str = "beats-trivial"  # see FinetuneConfig.selection
     fast: bool = False  # both phases: bf16 autocast + channels_last where the device runs bf16 natively
     # Method hyper-parameters this budget sets (a variant's or the user's own still win); printed with
     # the budget and part of every run's hash.
@@ -248,6 +249,11 @@ class PretrainConfig(HashedConfig):
 
 
 LOSSES = ("ce", "ce+dice")
+# Which validation checks may be selected, and when early stopping may fire: "best" (every check; records made
+# before selection rules existed) or "beats-trivial" (early stopping waits until a check has beaten the trivial
+# predictors on the validation split by TRIVIAL_MARGIN, so a run never stops on a model that looks at no image).
+SELECTIONS = ("best", "beats-trivial")
+TRIVIAL_MARGIN = 5.0  # points: what a board's seeds, and a check that early stopping may stop on, must beat the trivial rows by
 # How a downstream task sees the init: the paper fine-tunes everything; a linear probe trains a head on the
 # frozen encoder (segmentation: decoder and head); kNN trains nothing (classification only).
 PROTOCOLS = ("finetune", "linear", "knn")
@@ -290,6 +296,7 @@ class FinetuneConfig(HashedConfig):
     eval_batch_size: int = 64
     extra: dict = field(default_factory=dict)
     protocol: str = "finetune"  # one of PROTOCOLS
+    selection: str = "best"  # one of SELECTIONS; the budgets ask for "beats-trivial"
 
     def __post_init__(self) -> None:
         self.decoder_channels = tuple(self.decoder_channels)
@@ -301,6 +308,8 @@ class FinetuneConfig(HashedConfig):
             raise ConfigError(f"unknown fine-tuning loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown --protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"unknown selection {self.selection!r}; valid: {', '.join(SELECTIONS)}")
 
     def check_task(self, kind: str) -> None:
         """Refuse a protocol the task's kind cannot run (before any data or model is loaded)."""
@@ -309,11 +318,12 @@ class FinetuneConfig(HashedConfig):
                              "image; use --protocol linear (frozen encoder, decoder and head trained) or finetune")
 
     def hashed_fields(self) -> dict[str, Any]:
-        """As every config, but the paper's protocol is left out: records written before protocols existed
-        (no ``protocol`` field) keep their hash."""
+        """As every config, but the paper's protocol and the "best" selection are left out: records written
+        before protocols and selection rules existed (neither field) keep their hash."""
         d = super().hashed_fields()
-        if d["protocol"] == "finetune":
-            del d["protocol"]
+        for name, old_default in (("protocol", "finetune"), ("selection", "best")):
+            if d[name] == old_default:
+                del d[name]
         return d
 
     @classmethod
@@ -329,6 +339,7 @@ class FinetuneConfig(HashedConfig):
             patience_steps=b.finetune_patience_steps, stop_after=b.finetune_stop_after,
             eval_every=b.finetune_eval_every, warmup_steps=b.finetune_warmup_steps,
             loss=b.finetune_loss if task.kind == "segmentation" else "ce", fast=b.fast and bf16_native(),
+            selection=b.finetune_selection,
         )
         fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
         if fields.get("protocol", "finetune") != "finetune" and task.kind != "segmentation":

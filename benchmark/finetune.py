@@ -23,7 +23,7 @@ from zoo.io import package_version
 from . import registry
 from .config import FinetuneConfig
 from .probe import probe
-from .scoring import evaluate, trivial_scores
+from .scoring import evaluate, selection_floor, trivial_scores
 from .tasks.base import Split, Task
 from .training import image_batches, train_loop
 
@@ -103,7 +103,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
             return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
 
         trained = train_loop(cfg, model, len(train), image_batches(cfg, train, task.kind, device), validate,
-                             task.kind, device, progress)
+                             task.kind, device, progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
         result = {**evaluate(model, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
     else:
         result = probe(cfg, model, task, train, val, test, device, progress)

@@ -17,6 +17,7 @@ from zoo.io import atomic_write_text, package_version
 
 from . import reference as ref
 from . import stats
+from .config import TRIVIAL_MARGIN
 from .errors import ConfigError, MissingFileError
 from .health_report import describe
 
@@ -26,7 +27,6 @@ COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci",
 CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
 # A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
 # within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
-TRIVIAL_MARGIN = 5.0
 PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FinetuneConfig
-from .scoring import evaluate, run_batched, score, to_scores
+from .scoring import evaluate, run_batched, score, selection_floor, to_scores
 from .tasks.base import Split, Task
 from .training import image_batches, train_loop
 
@@ -80,7 +80,7 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
             return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
 
         trained = train_loop(cfg, net, len(train), image_batches(cfg, train, task.kind, device), validate,
-                             task.kind, device, progress)
+                             task.kind, device, progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
         return {**evaluate(net, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
     model.net.requires_grad_(False)
     feats = {name: pooled_features(model.net, split, cfg.eval_batch_size, device, cfg.fast)
@@ -106,5 +106,5 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
             return score(to_scores(m(feats[name]).float(), task.kind).cpu(), split, task.kind)["value"]
 
     trained = train_loop(cfg, head, len(train), batch, lambda m: head_score(m, "val", val), task.kind, device,
-                         progress)
+                         progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
     return {"value": head_score(head, "test", test), **trained.record()}

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from .config import TRIVIAL_MARGIN, FinetuneConfig
 from .tasks.base import Split
 
 
@@ -82,3 +83,11 @@ def trivial_scores(split: Split, kind: str, num_classes: int, train: Split) -> d
         prior = torch.bincount(train.targets.long(), minlength=max(num_classes, 2)).float()
         prior = prior / prior.sum()
     return {"class-prior": score(prior.expand(len(split), -1).clone(), split, kind)["value"]}
+
+
+def selection_floor(cfg: FinetuneConfig, val: Split, kind: str, num_classes: int, train: Split) -> float:
+    """The validation score a check must beat before early stopping may fire (``FinetuneConfig.selection``):
+    the best trivial predictor on the validation split plus ``TRIVIAL_MARGIN``; -inf for "best"."""
+    if cfg.selection == "best":
+        return -math.inf
+    return max(trivial_scores(val, kind, num_classes, train).values()) + TRIVIAL_MARGIN

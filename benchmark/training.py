@@ -124,10 +124,12 @@ class Trained:
     steps: int
     curve: list[float]
     curve_steps: list[int]
+    floor: float = -math.inf  # the validation score early stopping waited for (selection_floor)
 
     def record(self) -> dict:
         per_epoch = self.plan.steps_per_epoch
-        return {"val_best": self.best, "curve": self.curve, "curve_steps": self.curve_steps,
+        floor = {} if self.floor == -math.inf else {"val_floor": self.floor, "val_beats_floor": self.best > self.floor}
+        return {"val_best": self.best, **floor, "curve": self.curve, "curve_steps": self.curve_steps,
                 "best_check": self.curve_steps.index(self.best_step), "best_step": self.best_step,
                 "best_epoch": (self.best_step - 1) // per_epoch, "steps_run": self.steps,
                 "epochs_run": math.ceil(self.steps / per_epoch), "steps_per_epoch": per_epoch}
@@ -156,9 +158,15 @@ def image_batches(cfg: FinetuneConfig, train: Split, kind: str, device: torch.de
 
 
 def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch,
-               validate: Callable[[nn.Module], float], kind: str, device: torch.device, progress: bool) -> Trained:
+               validate: Callable[[nn.Module], float], kind: str, device: torch.device, progress: bool,
+               floor: float = -math.inf) -> Trained:
     """Adam + cosine on ``model``'s trainable parameters, validated on the schedule, stopped early; ``model``
-    ends in its best validation state. Shared by fine-tuning and the linear probes (``batch`` feeds it)."""
+    ends in its best validation state. Shared by fine-tuning and the linear probes (``batch`` feeds it).
+
+    Early stopping waits until the best check beats ``floor`` (``scoring.selection_floor``): a model that
+    first predicts near the trivial score and then falls into the class-prior phase must not be stopped on.
+    Every check above the floor is better than every check below it, so the best check stays the selection.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .schedule import cosine_lr
@@ -203,9 +211,9 @@ def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch
                     best, best_step = value, step
                     best_state = copy.deepcopy(model.state_dict())
                 bar.update(job, completed=step, info=f"val {value:.2f} (best {best:.2f} @ step {best_step})")
-                if plan.stops(step, best_step):
+                if best > floor and plan.stops(step, best_step):
                     break
     except torch_oom() as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
         raise batch_too_large("fine-tuning", cfg.batch_size, f"step {step + 1} on {device}") from err
     model.load_state_dict(best_state)
-    return Trained(plan, best, best_step, step, curve, curve_steps)
+    return Trained(plan, best, best_step, step, curve, curve_steps, floor)

@@ -7,8 +7,8 @@ early stopping may fire and a Dice term in the loss, the selected model segments
 """
 import torch
 
+from benchmark.config import TRIVIAL_MARGIN
 from benchmark.finetune import FinetuneConfig, finetune
-from benchmark.leaderboard import TRIVIAL_MARGIN
 from benchmark.tasks.base import Split, Task
 from benchmark.training import Schedule
 from tests.conftest import TINY_DECODER, TINY_ENCODER
@@ -64,3 +64,41 @@ def test_schedule_counts_patience_in_steps_with_floors():
     assert (big.total, big.eval_every, big.patience) == (200 * 700, 700, 30 * 700)
     per_epoch = Schedule.of(FinetuneConfig(task="t", batch_size=8), 33)  # 0: once per epoch; 33 = 4 batches
     assert per_epoch.steps_per_epoch == 4 and per_epoch.eval_every == 4
+
+
+def _scripted_run(values, floor):
+    """train_loop on a throw-away linear model whose validation scores are ``values``, one per check."""
+    import math
+
+    from benchmark.training import train_loop
+
+    scores = iter(values)
+    model = torch.nn.Linear(2, 2)
+    cfg = FinetuneConfig(task="t", epochs=len(values), batch_size=4, lr=1e-3, patience=1, patience_steps=2,
+                         stop_after=2, augment=False)
+    batch = lambda idx: (torch.randn(len(idx), 2), torch.zeros(len(idx), dtype=torch.long))  # noqa: E731
+    return train_loop(cfg, model, 4, batch, lambda m: next(scores), "multiclass", torch.device("cpu"), False,
+                      floor if floor is not None else -math.inf)
+
+
+def test_early_stopping_waits_for_a_check_that_beats_the_trivial_predictor():
+    """A near-trivial first check (a model that marks everything vessel), then the all-background phase:
+    stopping on patience alone keeps the first check; with the floor the run goes on until it segments."""
+    values = [22.0, 0.0, 0.0, 0.0, 0.0, 0.0, 31.0, 45.0, 44.0, 43.0, 42.0, 41.0]
+    plain = _scripted_run(values, None)
+    assert (plain.best_step, plain.steps) == (1, 3) and "val_floor" not in plain.record()
+    floored = _scripted_run(values, 22.5 + TRIVIAL_MARGIN)
+    assert (floored.best, floored.best_step, floored.steps) == (45.0, 8, 10)  # stopped by patience after the peak
+    assert floored.record()["val_floor"] == 27.5 and floored.record()["val_beats_floor"]
+    never = _scripted_run([10.0, 5.0, 8.0, 3.0], 27.5)  # no check beats it: trained to the end, best kept, said so
+    assert (never.best, never.steps) == (10.0, 4) and never.record()["val_beats_floor"] is False
+
+
+def test_budgets_select_above_the_trivial_row_and_old_records_keep_their_hash():
+    from benchmark.config import BUDGETS
+
+    task = PriorTrap()
+    assert {FinetuneConfig.from_budget(b, task, "prior-trap").selection for b in BUDGETS} == {"beats-trivial"}
+    old = config()
+    assert old.selection == "best" and "selection" not in old.hashed_fields()
+    assert config(selection="beats-trivial").hash() != old.hash()
