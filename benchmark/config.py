@@ -156,13 +156,17 @@ class HashedConfig:
     """A dataclass config whose hash names what it computes: every field but the ``UNHASHED`` ones."""
 
     UNHASHED: ClassVar[frozenset[str]] = frozenset()
+    # Fields added after records existed, left out of the hash while they hold the value those records ran
+    # with, so that every earlier hash still names its record.
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (tuples as lists, as they come back from a record)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in self.UNHASHED}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in self.UNHASHED and not (k in self.LEGACY_DEFAULTS and v == self.LEGACY_DEFAULTS[k])}
 
     def hash(self) -> str:
         return stable_hash(self.hashed_fields())
@@ -178,6 +182,7 @@ class PretrainConfig(HashedConfig):
     # Fields that change where or how fast a run goes, not what it computes.
     UNHASHED: ClassVar[frozenset[str]] = frozenset(
         {"out", "data_root", "checkpoint_every", "threads", "device", "deterministic"})
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"method_revision": 1}  # runs made before revisions existed
 
     method: str = "tower"
     method_revision: int = 1  # the method's code revision (``PretrainMethod.revision``), filled in by resolve
@@ -220,13 +225,6 @@ class PretrainConfig(HashedConfig):
             raise ValueError(f"unknown PretrainConfig fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
-    def hashed_fields(self) -> dict[str, Any]:
-        """As every config, but revision 1 is left out: runs made before revisions existed keep their hash."""
-        d = super().hashed_fields()
-        if d["method_revision"] == 1:
-            del d["method_revision"]
-        return d
-
     def protocol(self) -> dict[str, Any]:
         """The fields that decide the result: hashed, and published with the weights (no local paths)."""
         return self.hashed_fields()
@@ -266,6 +264,8 @@ class FinetuneConfig(HashedConfig):
     # The hash names the protocol, not the run: seed, label fraction and where the data lives are left out.
     UNHASHED: ClassVar[frozenset[str]] = frozenset(
         {"seed", "label_fraction", "data_root", "eval_batch_size", "init", "init_decoder"})
+    # Records made before protocols and selection rules existed have neither field.
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"protocol": "finetune", "selection": "best"}
 
     task: str
     init: str = "random"
@@ -316,15 +316,6 @@ class FinetuneConfig(HashedConfig):
         if self.protocol == "knn" and kind == "segmentation":
             raise ConfigError(f"--protocol knn: {self.task} is a segmentation task and kNN votes one label per "
                              "image; use --protocol linear (frozen encoder, decoder and head trained) or finetune")
-
-    def hashed_fields(self) -> dict[str, Any]:
-        """As every config, but the paper's protocol and the "best" selection are left out: records written
-        before protocols and selection rules existed (neither field) keep their hash."""
-        d = super().hashed_fields()
-        for name, old_default in (("protocol", "finetune"), ("selection", "best")):
-            if d[name] == old_default:
-                del d[name]
-        return d
 
     @classmethod
     def from_budget(cls, b: str | Budget, task: "Task", task_name: str, **overrides: Any) -> "FinetuneConfig":

@@ -7,6 +7,7 @@ Entries are import strings so that listing names imports nothing heavy.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from pathlib import Path
@@ -117,8 +118,6 @@ def own_spec(name: str) -> tuple[str, dict] | None:
     was made with. None for a registered task."""
     if name not in OWN:
         return None
-    import dataclasses
-
     return str(OWN[name].manifest), dataclasses.asdict(OWN[name].options)
 
 
