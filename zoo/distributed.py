@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 
@@ -66,8 +65,8 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of the global batch, on any backend.
 
-    Sum, sum of squares and count are all-reduced with gradient, so forward and backward equal
-    plain BatchNorm on the concatenated batch.
+    Each rank's count, mean and centred sum of squares are gathered with gradient and combined,
+    so forward and backward equal plain BatchNorm on the concatenated batch.
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
@@ -78,13 +77,17 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training and is_distributed()):
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
-        count = torch.full((1,), x.numel() // x.shape[1], dtype=x.dtype, device=x.device)
-        stats = torch.cat([x.sum(dims), (x * x).sum(dims), count])
-        stats = dist_fn.all_reduce(stats)
         c = x.shape[1]
-        n = stats[-1]
-        mean = stats[:c] / n
-        var = stats[c : 2 * c] / n - mean * mean
+        count = torch.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
+        local_mean = x.mean(dims)
+        local_m2 = (x - local_mean.view([1, c] + [1] * (x.dim() - 2))).square().sum(dims)
+        # Chan et al.'s pairwise combination: sum(x^2)/n - mean^2 would cancel catastrophically in
+        # fp32 when |mean| >> std and amplify kernel rounding into percent-level gradient errors.
+        ranks = gather_with_grad(torch.cat([count, local_mean, local_m2]).unsqueeze(0))
+        counts, means, m2s = ranks[:, :1], ranks[:, 1 : c + 1], ranks[:, c + 1 :]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1

@@ -147,7 +147,7 @@ def _apply_lut(images: Tensor, lut: Tensor) -> Tensor:
     row = torch.arange(b, device=lut.device, dtype=torch.float32).view(b, 1) * bins
     pos = torch.add(row + 0.5, images.reshape(b, -1), alpha=bins - 1)
     idx = pos.clamp_(row, row + (bins - 1)).int()
-    out = torch.index_select(lut.reshape(-1), 0, idx.view(-1), out=pos.view(-1))
+    out = torch.index_select(lut.reshape(-1).to(pos.dtype), 0, idx.view(-1), out=pos.view(-1))
     return out.view(images.shape).to(images.dtype)
 
 

@@ -57,6 +57,9 @@ def test_translation_api_and_errors():
     same = x[:, :1].expand(-1, 2, -1, -1).contiguous()
     out = nonlinear_translation(same, gen())
     assert torch.equal(out[:, 0], out[:, 1])
+    # float64 images (the DDP tests run in float64) keep their dtype and get the float32 values
+    y64 = nonlinear_translation(x.double(), gen(), p_decreasing=0.5, curves="random")
+    assert y64.dtype == torch.float64 and torch.equal(y64.float(), y)
     with pytest.raises(ValueError, match="curves"):
         nonlinear_translation(x, gen(), curves="wiggly")
     with pytest.raises(TypeError, match="uint8"):
