@@ -47,7 +47,7 @@ from .errors import ExistingOutputError, NonFiniteLossError, batch_too_large, to
 from .health import health_check, holdout_split, mean_image
 from .health_report import describe
 from .runtime import init_distributed, mean_over_ranks, pick_device, torch_settings, tune_malloc, view_generator
-from .schedule import cosine_lr
+from .schedule import adam_cosine
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -159,8 +159,7 @@ def _prepare(cfg: PretrainConfig, device: torch.device, images: torch.Tensor, mo
     if cfg.compile:
         method.net.compile()
     params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, cfg.warmup_steps))
+    optimizer, scheduler = adam_cosine(params, cfg.lr, cfg.weight_decay, total, cfg.warmup_steps)
     view_gen = view_generator(cfg.seed, device)
     batches = Batches(images, batch, per_epoch, cfg.seed, device, cfg.image_size)
     held_out = batches.prepare(held_images)

@@ -1,11 +1,13 @@
 """``tower-bench speed``: how fast TOWER's views and training step are, measured in one run.
 
-Two comparisons, one Markdown table:
+Three comparisons, one Markdown table:
 1. proxy tasks (Bézier translation + mask on every image): batched torch (``tower.proxy``) vs a
    per-sample numpy reference written the way Models Genesis / the reference code do it
    (a 100,000-point curve + ``np.interp`` per image; rays drawn one by one, blocks cut one by one);
 2. one TOWER training step (views + loss + backward + Adam) vs a plain two-view U-Net step
-   (two images through the full U-Net, MSE, backward + Adam) on the same batch.
+   (two images through the full U-Net, MSE, backward + Adam) on the same batch;
+3. one Adam update of the U-Net's parameters as both phases make it (``schedule.adam_cosine``: fused)
+   vs torch's default (a Python loop over the parameter tensors on CPU).
 This is a benchmark, not a test: numbers depend on the machine and its load.
 """
 from __future__ import annotations
@@ -19,9 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from .runtime import tune_malloc
+from .schedule import adam_cosine
 
 TARGETS = {64: 100.0, 512: 30.0}  # proxy speed-up wanted over numpy, per image size
 STEP_TARGET = 0.85                # TOWER step throughput wanted, as a fraction of the plain step
+ADAM_TARGET = 2.0                 # our Adam update's speed-up wanted over torch's default
 
 
 def images_per_second(fn: Callable[[], object], n_images: int, iters: int, warmup: int = 1) -> float:
@@ -117,8 +121,8 @@ def step_rows(encoder: str, size: int, batch: int, iters: int, modality: str = "
     images = torch.rand(batch, 3, size, size)
     tower = Tower(UNet(encoder, 3, 3), modality=modality)
     plain = UNet(encoder, 3, 3)
-    opt_t = torch.optim.Adam([p for p in tower.parameters() if p.requires_grad], lr=1e-4)
-    opt_p = torch.optim.Adam(plain.parameters(), lr=1e-4)
+    opt_t = adam_cosine([p for p in tower.parameters() if p.requires_grad], 1e-4, 0.0, 10**6, 0)[0]
+    opt_p = adam_cosine(list(plain.parameters()), 1e-4, 0.0, 10**6, 0)[0]
     gen = torch.Generator().manual_seed(0)
     second = images.flip(-1)
 
@@ -141,14 +145,30 @@ def step_rows(encoder: str, size: int, batch: int, iters: int, modality: str = "
              f">= {STEP_TARGET:.0%}: {'met' if ratio >= STEP_TARGET else 'NOT met'}"]]
 
 
+def optimizer_rows(encoder: str, iters: int) -> list[list[str]]:
+    from zoo import UNet
+
+    params = list(UNet(encoder, 3, 3).parameters())
+    for p in params:
+        p.grad = torch.randn_like(p)
+    ours = adam_cosine(params, 1e-4, 0.0, 10**6, 0)[0]
+    default = torch.optim.Adam(params, lr=1e-4)
+    rate, rate_default = (images_per_second(opt.step, 1, iters * 4) for opt in (ours, default))
+    ratio = rate / rate_default
+    values = sum(p.numel() for p in params)
+    return [[f"Adam update (updates/s): ours ({'fused' if ours.defaults['fused'] else 'default'}) vs torch's default",
+             f"{encoder} U-Net, {len(params)} tensors, {values / 1e6:.1f}M values", f"{rate:,.1f}",
+             f"{rate_default:,.1f}", f"{ratio:.1f}x", f">= {ADAM_TARGET:.0f}x: {'met' if ratio >= ADAM_TARGET else 'NOT met'}"]]
+
+
 def run(quick: bool = False, encoder: str = "resnet18", size: int = 64, batch: int = 32, iters: int = 5) -> str:
     """Measure everything in this process and return the Markdown table."""
     tuned = tune_malloc()
     if quick:
-        rows = proxy_rows(32, 8, 2, 1) + step_rows("test_resnet", 32, 4, 1)
+        rows = proxy_rows(32, 8, 2, 1) + step_rows("test_resnet", 32, 4, 1) + optimizer_rows("test_resnet", 1)
     else:
         rows = (proxy_rows(64, 128, 128, iters) + proxy_rows(512, 32, 8, iters)
-                + step_rows(encoder, size, batch, iters))
+                + step_rows(encoder, size, batch, iters) + optimizer_rows(encoder, iters))
     head = ["what", "setting", "ours (img/s)", "reference (img/s)", "ratio", "target"]
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
              f"{', glibc trim/mmap thresholds raised' if tuned else ''}{', --quick' if quick else ''}", "",

@@ -169,12 +169,11 @@ def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .schedule import cosine_lr
+    from .schedule import adam_cosine
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     plan = Schedule.of(cfg, n_train)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, plan.total, cfg.warmup_steps))
+    optimizer, scheduler = adam_cosine([p for p in model.parameters() if p.requires_grad], cfg.lr,
+                                       cfg.weight_decay, plan.total, cfg.warmup_steps)
     order_gen = torch.Generator().manual_seed(cfg.seed)
 
     curve: list[float] = []
