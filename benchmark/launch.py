@@ -11,9 +11,12 @@ output (a pretraining export, a store record), so a launcher only starts jobs an
 - ``slurm``: submitit's AutoExecutor: one array task per job; partition, time, memory, GPUs per
   job and array parallelism go to ``update_parameters``. The launching process waits (polling).
 
-Pretraining comes first, one job per (method, task) that has no export yet; fine-tuning starts
-when all of them have ended. A failed job does not stop the others of its phase; the launcher
-then raises ``JobsFailedError`` naming the first failure and where the logs are.
+Pretraining comes first, one job per (method, task) that has no export yet. ``inline`` and ``slurm``
+start fine-tuning when all of them have ended; ``local`` workers take the fine-tuning jobs that wait for
+no pretraining (random init) or for one already done while the last pretrainings still run, so no
+worker idles at the phase boundary. A failed job does not stop the others (a fine-tuning whose
+pretraining failed is skipped); the launcher then raises ``JobsFailedError`` naming the first
+failure and where the logs are.
 """
 from __future__ import annotations
 
@@ -40,19 +43,55 @@ class JobsFailedError(RuntimeError):
 
 
 def claim(path: Path) -> bool:
-    """Whether this process is the first to claim ``path`` (created atomically; never removed)."""
+    """Whether this process is the first to claim ``path`` (created atomically, holding its pid; never removed)."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    return True
 
 
-def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None = None) -> list[str]:
+def _alive(claim_file: Path) -> bool:
+    """Whether the process that claimed a job still runs (an empty file: it is writing its pid now)."""
+    text = claim_file.read_text().strip()
+    if not text:
+        return True
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _ended(queue: Path, i: int, ok: bool) -> None:
+    tmp = queue / f".ended-{i}.{os.getpid()}"
+    tmp.write_text("ok" if ok else "failed")
+    os.replace(tmp, queue / f"ended-{i}")
+
+
+def _succeeded(queue: Path, i: int, poll_s: float = 0.5) -> bool:
+    """Wait until job ``i`` of the queue has ended; whether it succeeded (a dead worker's job did not)."""
+    ended = queue / f"ended-{i}"
+    while not ended.exists():
+        if not _alive(queue / f"job-{i}"):
+            return ended.exists() and ended.read_text() == "ok"
+        time.sleep(poll_s)
+    return ended.read_text() == "ok"
+
+
+def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None = None,
+            after: Sequence[int | None] | None = None) -> list[str]:
     """What a submitted job runs: ``jobs`` one after another; one line per failure, the rest still run.
 
-    With ``queue`` (a folder the workers of one phase share) a job runs only on the worker that claims it
-    first, so every worker walks the whole list and takes the next job nobody has taken.
+    With ``queue`` (a folder the workers share) a job runs only on the worker that claims it first, so
+    every worker walks the whole list and takes the next job nobody has taken. ``after[i]``: the index
+    of an earlier job that job ``i`` needs; its worker waits for it and skips job ``i`` if it failed.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -60,11 +99,21 @@ def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None 
     for i, job in enumerate(jobs):
         if queue is not None and not claim(queue / f"job-{i}"):
             continue
+        needed = after[i] if after is not None and queue is not None else None
+        ok = False
         try:
+            if needed is not None and not _succeeded(queue, needed):
+                failures.append(f"{job}: skipped: {jobs[needed]} failed")
+                console.print(f"[red]{failures[-1]}[/red]")
+                continue
             job(progress=False)
+            ok = True
         except Exception as err:  # noqa: BLE001 - reported to the launcher, the other jobs go on
             failures.append(f"{job}: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
             console.print(f"[red]failed: {failures[-1]}[/red]")
+        finally:
+            if queue is not None:
+                _ended(queue, i, ok)
     return failures
 
 
@@ -93,7 +142,15 @@ def _wait(submitted: list, phase: str, folder: Path) -> None:
         raise JobsFailedError(f"{len(failures)} {phase} job(s) failed (logs in {folder}); first: {failures[0]}")
 
 
-class InlineLauncher:
+class PhasedSweep:
+    """A sweep in two phases: every pretraining has ended before the first fine-tuning starts."""
+
+    def run_sweep(self, pretrain: Sequence[Job], finetune: Sequence[Job], after: Sequence[int | None]) -> None:
+        self.run(pretrain, "pretrain")
+        self.run(finetune, "finetune")
+
+
+class InlineLauncher(PhasedSweep):
     """Jobs run here, in order; an error propagates at once (what tests and notebooks want)."""
 
     name = "inline"
@@ -126,7 +183,7 @@ class LocalLauncher:
     def device(self) -> torch.device:
         return torch.device("cuda" if self.gpus else "cpu")
 
-    def run(self, jobs: Sequence[Job], phase: str) -> None:
+    def run(self, jobs: Sequence[Job], phase: str, after: Sequence[int | None] | None = None) -> None:
         if not jobs:
             return
         import submitit
@@ -137,15 +194,23 @@ class LocalLauncher:
         threads = None if self.gpus else max(1, (os.cpu_count() or 1) // n)
         where = f"GPUs {self.gpus}" if self.gpus else f"CPU, {threads} thread(s) each"
         console.print(f"{phase}: {len(jobs)} job(s) on {n} local worker(s) ({where}); logs in {self.folder}")
-        queue = self.folder / f"queue-{phase}-{os.getpid()}-{time.time_ns()}"
+        queue = self.folder / f"queue-{phase.split()[0]}-{os.getpid()}-{time.time_ns()}"
         queue.mkdir(parents=True)
         submitted = []
         for i in range(n):
             gpu = {"visible_gpus": [self.gpus[i % len(self.gpus)]], "gpus_per_node": 1} if self.gpus else \
                 {"visible_gpus": (), "gpus_per_node": 0}
             executor.update_parameters(timeout_min=self.timeout_min, **gpu)
-            submitted.append(executor.submit(execute, list(jobs), threads, queue))
+            submitted.append(executor.submit(execute, list(jobs), threads, queue, after))
         _wait(submitted, phase, self.folder)
+
+    def run_sweep(self, pretrain: Sequence[Job], finetune: Sequence[Job], after: Sequence[int | None]) -> None:
+        """One queue: the pretrainings, then the fine-tunings, each waiting for ``after[j]`` (an index into
+        ``pretrain``) when it needs one."""
+        if not pretrain:
+            return self.run(finetune, "finetune")
+        self.run([*pretrain, *finetune], f"pretrain + finetune ({len(pretrain)} + {len(finetune)})",
+                 [None] * len(pretrain) + list(after))
 
 
 @dataclass
@@ -169,7 +234,7 @@ class SlurmOptions:
         return {k: v for k, v in params.items() if v is not None}
 
 
-class SlurmLauncher:
+class SlurmLauncher(PhasedSweep):
     """submitit's AutoExecutor on SLURM: each job is one array task with ``options``' resources."""
 
     name = "slurm"

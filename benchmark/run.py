@@ -5,7 +5,8 @@ command and picks up where it stopped: finished exports and result records are r
 pretraining run with a checkpoint resumes.
 
 ``plan`` turns a sweep into jobs (what is missing only); a launcher (``benchmark.launch``:
-inline, local submitit workers, SLURM) executes them: pretraining first, then fine-tuning.
+inline, local submitit workers, SLURM) executes them: pretraining first, then fine-tuning (local
+workers start a fine-tuning as soon as the pretraining it needs is done).
 """
 from __future__ import annotations
 
@@ -207,6 +208,16 @@ class Plan:
     finetune: list[FinetuneJob] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # tasks with data: their leaderboards are refreshed
     stored: int = 0  # fine-tuning records already in the store
+    after: list[int | None] = field(default_factory=list)  # per fine-tuning job: the pretraining it waits for
+
+    def order(self) -> None:
+        """Fine-tuning jobs that wait for no pretraining of this plan first, then by the one they wait for,
+        so workers that finish pretraining early have work that is ready."""
+        exports = {str(job.export): i for i, job in enumerate(self.pretrain)}
+        waits = [exports.get(job.cfg.init) for job in self.finetune]
+        order = sorted(range(len(self.finetune)), key=lambda j: -1 if waits[j] is None else waits[j])
+        self.finetune = [self.finetune[j] for j in order]
+        self.after = [waits[j] for j in order]
 
 
 def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
@@ -262,6 +273,7 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
                         else:
                             out.finetune.append(FinetuneJob(method, cfg, str(store_root), task,
                                                             own=registry.own_spec(task_name)))
+    out.order()
     return out
 
 
@@ -284,8 +296,7 @@ def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root
                   f"to run, {todo.stored} result(s) already stored")
     for job in todo.finetune:
         job.command = command
-    launcher.run(todo.pretrain, "pretrain")
-    launcher.run(todo.finetune, "finetune")
+    launcher.run_sweep(todo.pretrain, todo.finetune, todo.after)
     written: list[Path] = []
     for task_name in todo.tasks if leaderboard_dir is not None else ():
         for fraction in label_fractions:

@@ -58,9 +58,9 @@ def test_local_sweep_two_cpu_workers_then_a_rerun_submits_nothing(workdir, monke
     assert len(tower_hash) == 1
     exports = list(Path("runs/pretrain").glob(f"tower-synth-fundus-{tower_hash.pop()}/export/config.json"))
     assert len(exports) == 1, "the pretraining job did not export where the fine-tuning jobs were planned to look"
-    # 1 pretraining job, then the 4 fine-tuning runs shared by 2 worker processes
+    # one queue for the pretraining and the 4 fine-tuning runs, shared by 2 worker processes
     job_logs = sorted(jobs_dir.glob("*/*_result.pkl"))
-    assert len(job_logs) == 3, [p.name for p in job_logs]
+    assert len(job_logs) == 2, [p.name for p in job_logs]
     assert len({r["config"]["seed"] for r in records}) == 2
     assert any(p.suffix == ".md" for p in written)
     assert "random" in (boards / "synth-fundus-smoke.md").read_text()
@@ -84,7 +84,7 @@ def test_local_workers_get_one_gpu_each_and_draw_from_one_queue(monkeypatch, tmp
         def result(self):
             return []
 
-    def submit(self, fn, jobs, threads, queue):
+    def submit(self, fn, jobs, threads, queue, after=None):
         calls.append((dict(self.parameters), jobs, threads, queue))
         return Done()
 
@@ -187,6 +187,76 @@ def test_workers_sharing_a_queue_run_every_job_exactly_once(tmp_path):
     long_worker = next(name for name, i in ran if i == 0)
     assert [i for name, i in ran if name == long_worker] == [0]
     assert execute(jobs, None, tmp_path) == [] and len(ran) == 8  # all claimed: a third worker finds nothing
+
+
+class _Timed:
+    """A job that logs when it starts and ends (``log``: list shared by the worker threads)."""
+
+    def __init__(self, name, seconds, log, fail=False):
+        self.name, self.seconds, self.log, self.fail = name, seconds, log, fail
+
+    def __str__(self):
+        return self.name
+
+    def __call__(self, progress):
+        import time
+
+        self.log.append(("start", self.name, time.monotonic()))
+        time.sleep(self.seconds)
+        self.log.append(("end", self.name, time.monotonic()))
+        if self.fail:
+            raise RuntimeError("diverged")
+
+
+def _two_workers(jobs, after, queue):
+    import threading
+
+    failures = []
+    workers = [threading.Thread(target=lambda: failures.extend(execute(jobs, None, queue, after))) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    assert not any(w.is_alive() for w in workers), "a worker still waits"
+    return failures
+
+
+def test_fine_tuning_waits_only_for_its_own_pretraining(tmp_path):
+    """Two workers, pretrainings P0 (short) and P1 (long): fine-tunings of P0 and of random init run
+    while P1 still pretrains, a fine-tuning of P1 starts only after P1 ended."""
+    log = []
+    jobs = [_Timed("P0", 0.1, log), _Timed("P1", 1.0, log),
+            _Timed("random", 0.05, log), _Timed("ft-P0", 0.05, log), _Timed("ft-P1", 0.05, log)]
+    assert _two_workers(jobs, [None, None, None, 0, 1], tmp_path) == []
+    at = {(kind, name): t for kind, name, t in log}
+    assert at[("start", "ft-P0")] >= at[("end", "P0")] and at[("start", "ft-P1")] >= at[("end", "P1")]
+    assert at[("end", "random")] < at[("end", "P1")] and at[("end", "ft-P0")] < at[("end", "P1")]
+
+
+def test_a_failed_pretraining_skips_its_fine_tuning_and_a_dead_worker_blocks_nobody(tmp_path):
+    log = []
+    jobs = [_Timed("P0", 0.1, log, fail=True), _Timed("random", 0.05, log), _Timed("ft-P0", 0.05, log)]
+    (tmp_path / "q1").mkdir()
+    failures = _two_workers(jobs, [None, None, 0], tmp_path / "q1")
+    assert sorted(failures) == ["P0: RuntimeError: diverged", "ft-P0: skipped: P0 failed"]
+    assert [name for kind, name, _ in log if kind == "start"] == ["P0", "random"]
+    # a worker killed while pretraining leaves a claim with its pid and no end: the waiter goes on
+    import subprocess
+    import sys
+
+    queue = tmp_path / "q2"
+    queue.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (queue / "job-0").write_text(dead.stdout.strip())
+    assert execute([_Timed("P0", 0, log), _Timed("ft-P0", 0, log)], None, queue, [None, 0]) == \
+        ["ft-P0: skipped: P0 failed"]
+
+
+def test_plan_orders_fine_tuning_by_the_pretraining_it_waits_for(workdir):
+    todo = plan(["tower", "random"], ["synth-fundus"], 2, "smoke", None, workdir / "store", [1.0], None,
+                LocalLauncher().device)
+    assert [j.name for j in todo.finetune] == ["random", "random", "tower", "tower"] and todo.after == [None, None, 0, 0]
+    assert todo.finetune[2].cfg.init == str(todo.pretrain[0].export)
 
 
 def test_execute_runs_the_rest_after_a_failure_and_the_launcher_names_it(tmp_path):
