@@ -65,7 +65,7 @@ def _alive(claim_file: Path) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # a process we may not signal holds that pid: alive
     return True
 
 

@@ -6,7 +6,7 @@ Three comparisons, one Markdown table:
    (a 100,000-point curve + ``np.interp`` per image; rays drawn one by one, blocks cut one by one);
 2. one TOWER training step (views + loss + backward + Adam) vs a plain two-view U-Net step
    (two images through the full U-Net, MSE, backward + Adam) on the same batch;
-3. one Adam update of the U-Net's parameters as both phases make it (``schedule.adam_cosine``: fused)
+3. one Adam update of the U-Net's parameters as both phases make it (``schedule.adam``: fused)
    vs torch's default (a Python loop over the parameter tensors on CPU).
 This is a benchmark, not a test: numbers depend on the machine and its load.
 """
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .runtime import tune_malloc
-from .schedule import adam_cosine
+from .schedule import adam
 
 TARGETS = {64: 100.0, 512: 30.0}  # proxy speed-up wanted over numpy, per image size
 STEP_TARGET = 0.85                # TOWER step throughput wanted, as a fraction of the plain step
@@ -121,8 +121,8 @@ def step_rows(encoder: str, size: int, batch: int, iters: int, modality: str = "
     images = torch.rand(batch, 3, size, size)
     tower = Tower(UNet(encoder, 3, 3), modality=modality)
     plain = UNet(encoder, 3, 3)
-    opt_t = adam_cosine([p for p in tower.parameters() if p.requires_grad], 1e-4, 0.0, 10**6, 0)[0]
-    opt_p = adam_cosine(list(plain.parameters()), 1e-4, 0.0, 10**6, 0)[0]
+    opt_t = adam([p for p in tower.parameters() if p.requires_grad], 1e-4)
+    opt_p = adam(list(plain.parameters()), 1e-4)
     gen = torch.Generator().manual_seed(0)
     second = images.flip(-1)
 
@@ -151,7 +151,7 @@ def optimizer_rows(encoder: str, iters: int) -> list[list[str]]:
     params = list(UNet(encoder, 3, 3).parameters())
     for p in params:
         p.grad = torch.randn_like(p)
-    ours = adam_cosine(params, 1e-4, 0.0, 10**6, 0)[0]
+    ours = adam(params, 1e-4)
     default = torch.optim.Adam(params, lr=1e-4)
     rate, rate_default = (images_per_second(opt.step, 1, iters * 4) for opt in (ours, default))
     ratio = rate / rate_default
