@@ -27,5 +27,8 @@ class TwoViewMethod(PretrainMethod):
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return self.augment.pair(images, generator)
 
-    def embeddings(self, images, views):
-        return tuple(self.projector(self.net.forward_pooled(views[key])) for key in ("view1", "view2"))
+    def positive_pair(self, images, views):
+        return views["view1"], views["view2"]
+
+    def embed(self, x):
+        return self.projector(self.net.forward_pooled(x))

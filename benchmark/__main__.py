@@ -1,5 +1,5 @@
 """``python -m benchmark ...`` = the ``tower-bench`` console script."""
-from .cli import main
+from benchmark.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Every committed leaderboard ships its per-seed records, and its numbers recompute from them with scipy.
 
-Independent of benchmark.stats on purpose: a bug there must not be able to confirm itself.
+Independent of benchmark.results.stats on purpose: a bug there must not be able to confirm itself.
 """
 import json
 import math
@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
-MARGIN = 5.0  # benchmark.config.TRIVIAL_MARGIN, restated: the rule is part of what is checked
+MARGIN = 5.0  # benchmark.core.config.TRIVIAL_MARGIN, restated: the rule is part of what is checked
 
 
 ANALYSES = ("ablation-", "convergence-", "label-efficiency-", "mixing-", "representations-")  # tables built on boards

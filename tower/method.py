@@ -97,10 +97,11 @@ class Tower(PretrainMethod):
             total = total + self.generative_weight * out["generative"]
         return {"loss": total, **out}
 
-    def embeddings(self, images, views):
-        if self.contrastive_weight == 0:
-            return None
-        return self._project(self.net.forward_features(images)), self._project(self.net.forward_features(views["view"]))
+    def positive_pair(self, images, views):
+        return None if self.contrastive_weight == 0 else (images, views["view"])
+
+    def embed(self, x):
+        return self._project(self.net.forward_features(x))
 
     def restoration(self, images, views):
         if self.generative_weight == 0:

@@ -17,7 +17,7 @@ class PretrainMethod(nn.Module):
     images' device, reproducible from ``generator``) and ``loss`` (a deterministic function of
     images and views). Keeping the two apart lets a distributed run be checked against one
     process: draw the views of the global batch once, give each rank its slice. A method
-    registered in ``benchmark/registry.py`` is checked against this contract by
+    registered in ``benchmark/core/registry.py`` is checked against this contract by
     ``tests/contract`` with its ``tiny_hparams``; no test file names it.
     """
 
@@ -61,13 +61,27 @@ class PretrainMethod(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step (EMA teachers, queues)."""
 
-    def embeddings(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The embeddings of each positive pair that the method pulls together, row i with row i.
+    def positive_pair(self, images: torch.Tensor,
+                      views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The two inputs of each positive pair (row i with row i) whose embeddings the method pulls together.
 
-        The pretraining health check asks whether an image's own partner is its nearest embedding
-        (top-1 retrieval against chance). None: the method learns no embedding (restoration only).
+        The health check compares their raw pixels too: views that leave the pixels alike are matched without any
+        network, so a method must beat that. None: the method learns no embedding (restoration only).
         """
         return None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding the method's loss compares, of one batch of inputs (B, D)."""
+        raise NotImplementedError(f"{type(self).__name__} has a positive pair but no embed()")
+
+    def embeddings(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The embeddings of each positive pair, row i with row i (``embed`` of ``positive_pair``).
+
+        The pretraining health check asks whether an image's own partner is its nearest embedding
+        (top-1 retrieval against chance, raw pixels and the untrained network). None: no embedding.
+        """
+        pair = self.positive_pair(images, views)
+        return None if pair is None else (self.embed(pair[0]), self.embed(pair[1]))
 
     def restoration(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(restored images in [0, 1], the view they were restored from), for the health check's

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import reference as ref
-from .. import registry
-from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
-from ..report import style
-from . import common
+from benchmark.analyses import common
+from benchmark.core import registry
+from benchmark.results import reference as ref
+from benchmark.results.leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from benchmark.results.report import style
 
 INITS = ("random", "imagenet", "moco", "gen-translation", "gen-mask", "gen-both", "con-both", "tower")
 # The Table 2 column nearest to each embedded task (same modality and kind).
@@ -54,7 +54,7 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
         body += ["", f"Rank here vs rank in the paper's {column} column: "
                  + ", ".join(f"{r.init} {r.rank}/{fmt_rank(r.paper_rank)}" for r in df.itertuples()) + "."]
     variants = ", ".join(f"`{n}` = {m} {h}" for n, (m, h) in registry.VARIANTS.items())
-    body += ["", f"Variants (benchmark/registry.py VARIANTS): {variants}; `tower` = both losses, both proxies; "
+    body += ["", f"Variants (benchmark/core/registry.py VARIANTS): {variants}; `tower` = both losses, both proxies; "
              "`moco` = MoCo-v2 with classic augmentations."] + [f"- note: {n}" for n in notes]
     table = df[CSV_COLUMNS + ["rank"] + (["paper_rank"] if "paper_rank" in df else [])].copy()
     table["paper"] = df["paper"]

@@ -1,6 +1,6 @@
 """What every analysis shares: get the records (running what is missing), stamp, write Markdown + CSV + figures.
 
-Results come from ``benchmark.run.run`` and its store, so an analysis re-run reuses every finished
+Results come from ``benchmark.sweep.run.run`` and its store, so an analysis re-run reuses every finished
 pretraining and fine-tuning and only computes what is missing.
 """
 from __future__ import annotations
@@ -11,14 +11,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
+from benchmark.core import registry
+from benchmark.core.config import budget as get_budget
+from benchmark.results.report import style
+from benchmark.results.store import ResultStore
+from benchmark.sweep.run import console, run
+from benchmark.tasks.base import Task
 from zoo.io import atomic_write_text, package_version
-
-from .. import registry
-from ..config import budget as get_budget
-from ..report import style
-from ..run import console, run
-from ..store import ResultStore
-from ..tasks.base import Task
 
 
 def load_task(task: str, budget: str, data_root: Path | None) -> Task:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..report import style
-from ..stats import summarize
-from . import common
+from benchmark.analyses import common
+from benchmark.errors import ConfigError
+from benchmark.results.report import style
+from benchmark.results.stats import summarize
 
 INITS = ("random", "imagenet", "moco", "con-both", "gen-both", "tower")  # those of the ablation: no new pretraining
 

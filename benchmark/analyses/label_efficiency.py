@@ -16,11 +16,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import reference as ref
-from ..errors import ConfigError
-from ..report import style
-from ..stats import summarize
-from . import common
+from benchmark.analyses import common
+from benchmark.errors import ConfigError
+from benchmark.results import reference as ref
+from benchmark.results.report import style
+from benchmark.results.stats import summarize
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 INITS = ("random", "imagenet", "simclr", "tower")

@@ -9,16 +9,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .. import registry
-from ..config import budget as get_budget
-from ..errors import ConfigError
-from ..inits import imagenet_weights_reachable
-from ..leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
-from ..report import style
-from ..run import finetune_config, finetune_stored, pretrained_init
-from ..store import ResultStore
-from . import common
-from .convergence import body_table, by_init, convergence_table, draw_curves
+from benchmark.analyses import common
+from benchmark.analyses.convergence import body_table, by_init, convergence_table, draw_curves
+from benchmark.core import registry
+from benchmark.core.config import budget as get_budget
+from benchmark.errors import ConfigError
+from benchmark.finetuning.inits import imagenet_weights_reachable
+from benchmark.results.leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from benchmark.results.report import style
+from benchmark.results.store import ResultStore
+from benchmark.sweep.run import finetune_config, finetune_stored, pretrained_init
 
 PAIRS = ("tower+tower", "tower+random", "con-both+random", "con-both+gen-both", "gen-both+gen-both",
          "imagenet+gen-both", "random+random")

@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark.analyses import common
+from benchmark.core import registry
+from benchmark.core.config import budget as get_budget
+from benchmark.errors import ConfigError
+from benchmark.finetuning.inits import imagenet_weights_reachable, load_init
+from benchmark.results.report import style
+from benchmark.sweep.run import pretrained_init
 from zoo import UNetConfig
-
-from .. import registry
-from ..config import budget as get_budget
-from ..errors import ConfigError
-from ..inits import imagenet_weights_reachable, load_init
-from ..report import style
-from ..run import pretrained_init
-from . import common
 
 INITS = ("random", "imagenet", "simclr", "tower")
 KS = (5, 10, 20)

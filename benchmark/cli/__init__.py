@@ -10,10 +10,9 @@ import sys
 
 import typer
 
+from benchmark.cli import analyse, finetune, info, leaderboard, pretrain, publish, run, speed, views
+from benchmark.cli.options import Debug, Version
 from benchmark.errors import UserError
-
-from . import analyse, finetune, info, leaderboard, pretrain, publish, run, speed, views
-from .options import Debug, Version
 
 app = typer.Typer(
     help="tower-bench: self-supervised pretraining (TOWER and baselines) and downstream benchmarks on biomedical "

@@ -1,6 +1,6 @@
 """``tower-bench analyse ...``: the paper's analyses beyond the main leaderboard, one command each.
 
-Each reads the results store (running only what is missing through ``benchmark.run``) and writes
+Each reads the results store (running only what is missing through ``benchmark.sweep.run``) and writes
 Markdown + CSV + PNG, stamped with the command. An unset list option (``--inits`` ...) takes the
 analysis's own default from its module in ``benchmark/analyses``.
 """
@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import typer
 
-from .options import (
+from benchmark.cli.options import (
     DEFAULT_BOARDS,
     DEFAULT_BUDGET,
     DEFAULT_STORE,
@@ -54,8 +54,8 @@ def _own(task: str, data_root: Path | None, modality: str | None, num_classes: i
          split_seed: int | None, download: bool = False) -> tuple[str, Path | None]:
     """(task name, data root): own data (a CSV or folder) becomes its task, its manifest the data root;
     ``download`` fetches a task's missing files first."""
-    from benchmark import registry
-    from benchmark.run import fetch
+    from benchmark.core import registry
+    from benchmark.sweep.run import fetch
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
     if download:
@@ -81,7 +81,7 @@ def ablation_command(
 ) -> None:
     """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
     from benchmark.analyses import ablation
-    from benchmark.run import command_line
+    from benchmark.sweep.run import command_line
 
     task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     ablation.ablation(task, budget, seeds, store, out, _list(inits, ablation.INITS), data_root,
@@ -109,7 +109,7 @@ def label_efficiency_command(
 ) -> None:
     """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
     from benchmark.analyses import label_efficiency as le
-    from benchmark.run import command_line
+    from benchmark.sweep.run import command_line
 
     task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     le.label_efficiency(task, budget, seeds, store, out, _list(inits, le.INITS), _list(fractions, le.FRACTIONS, float),
@@ -135,7 +135,7 @@ def convergence_command(
 ) -> None:
     """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
     from benchmark.analyses import convergence
-    from benchmark.run import command_line
+    from benchmark.sweep.run import command_line
 
     task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     convergence.convergence(task, budget, seeds, store, out, _list(inits, convergence.INITS), data_root,
@@ -160,7 +160,7 @@ def mixing_command(
 ) -> None:
     """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
     from benchmark.analyses import mixing
-    from benchmark.run import command_line
+    from benchmark.sweep.run import command_line
 
     task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     mixing.mixing(task, budget, seeds, store, out, _list(pairs, mixing.PAIRS), data_root,
@@ -184,7 +184,7 @@ def representations_command(
 ) -> None:
     """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
     from benchmark.analyses import representations as rep
-    from benchmark.run import command_line
+    from benchmark.sweep.run import command_line
 
     task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
     rep.representations(task, budget, out, _list(inits, rep.INITS), _list(ks, rep.KS, int), data_root,

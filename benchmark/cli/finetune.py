@@ -1,7 +1,7 @@
 """``tower-bench finetune``: one fine-tuning run, its record added to the results store."""
 from __future__ import annotations
 
-from .options import (
+from benchmark.cli.options import (
     DEFAULT_BUDGET,
     DEFAULT_STORE,
     BatchSize,
@@ -49,12 +49,12 @@ def finetune_command(
     """Fine-tune one init on one task with one seed and store the result record."""
     import typer
 
-    from benchmark import registry
-    from benchmark.config import FinetuneConfig, sized
-    from benchmark.config import budget as get_budget
-    from benchmark.finetune import finetune
-    from benchmark.run import command_line, make_task
-    from benchmark.store import ResultStore
+    from benchmark.core import registry
+    from benchmark.core.config import FinetuneConfig, sized
+    from benchmark.core.config import budget as get_budget
+    from benchmark.finetuning.protocols import finetune
+    from benchmark.results.store import ResultStore
+    from benchmark.sweep.run import command_line, make_task
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root

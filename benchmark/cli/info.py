@@ -17,7 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from benchmark import registry
+from benchmark.core import registry
 
 console = Console()
 

@@ -1,7 +1,7 @@
 """``tower-bench leaderboard``: a task's board rebuilt from the results store (pandas and scipy, no torch)."""
 from __future__ import annotations
 
-from .options import (
+from benchmark.cli.options import (
     DEFAULT_BOARDS,
     DEFAULT_STORE,
     BoardName,
@@ -25,7 +25,7 @@ def leaderboard_command(
     store: Store = DEFAULT_STORE,
     out: Boards = DEFAULT_BOARDS,
     reference: Reference = "tower",
-    holm: Holm = False,
+    holm: Holm = True,
     budget: BudgetFilter = None,
     label_fraction: LabelFraction = 1.0,
     name: BoardName = None,
@@ -35,7 +35,7 @@ def leaderboard_command(
     protocol: Protocol = "finetune",
 ) -> None:
     """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
-    from benchmark.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import refresh_leaderboard
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
     refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from benchmark.config import BUDGET_HELP
+from benchmark.core.config import BUDGET_HELP
 from benchmark.errors import ConfigError
 
 DEFAULT_BUDGET = "cpu"
@@ -91,7 +91,7 @@ SplitSeed = Annotated[Optional[int], typer.Option(
 def resolve_tasks(spec: str, modality: str | None, num_classes: int | None, split_seed: int | None,
                   image_size: int | None = None) -> str:
     """``--task`` with own data (a CSV manifest or a folder) turned into task names; registered names as they are."""
-    from benchmark import registry
+    from benchmark.core import registry
 
     if spec == "all":
         return spec
@@ -145,7 +145,8 @@ InitDecoder = Annotated[Optional[str], typer.Option(
 # ----------------------------------------------------------------------------- leaderboard
 BoardTask = Annotated[str, typer.Argument(
     help="the task whose leaderboard is built (tower-bench tasks, a CSV manifest or a data folder)")]
-Holm = Annotated[bool, typer.Option("--holm/--no-holm", help="Holm-correct the p-values over the rows")]
+Holm = Annotated[bool, typer.Option(
+    "--holm/--no-holm", help="stars from Holm-adjusted p-values over the rows (both p columns are always shown)")]
 BudgetFilter = Annotated[Optional[str], typer.Option(
     "--budget", help="only records of this budget (default: every budget in the store)")]
 BoardName = Annotated[Optional[str], typer.Option(

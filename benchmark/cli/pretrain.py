@@ -10,9 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
-from benchmark.errors import ConfigError
-
-from .options import (
+from benchmark.cli.options import (
     DEFAULT_BUDGET,
     BatchSize,
     Bf16,
@@ -39,6 +37,7 @@ from .options import (
     SplitSeed,
     resolve_tasks,
 )
+from benchmark.errors import ConfigError
 
 
 def parse_hparams(items: list[str]) -> dict[str, Any]:
@@ -97,17 +96,17 @@ def pretrain_command(
     download: Download = False,
 ) -> None:
     """Pretrain a method on a task's training images and export the U-Net (model.safetensors + config.json)."""
-    from benchmark import registry
-    from benchmark.config import PretrainConfig
-    from benchmark.pretrain import pretrain
-    from benchmark.runtime import launched_by_torchrun
+    from benchmark.core import registry
+    from benchmark.core.config import PretrainConfig
+    from benchmark.pretraining.loop import pretrain
+    from benchmark.pretraining.runtime import launched_by_torchrun
 
     if gpus > 1 and not launched_by_torchrun():
         relaunch(gpus)
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root
     if download:
-        from benchmark.run import fetch
+        from benchmark.sweep.run import fetch
 
         fetch(task, data_root, image_size)
     kind = registry.task_class(task).kind

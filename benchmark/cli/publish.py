@@ -1,7 +1,7 @@
 """``tower-bench publish``: check a saved weights folder, add its stored results to the card, upload it to the Hub."""
 from __future__ import annotations
 
-from .options import DEFAULT_STORE, DryRun, Private, RepoId, Revision, Store, WeightsFolder
+from benchmark.cli.options import DEFAULT_STORE, DryRun, Private, RepoId, Revision, Store, WeightsFolder
 
 
 def publish_command(
@@ -16,8 +16,8 @@ def publish_command(
     store, and push it to the Hugging Face Hub."""
     from rich.console import Console
 
-    from benchmark.card_results import card_inputs
-    from benchmark.store import ResultStore
+    from benchmark.results.card_results import card_inputs
+    from benchmark.results.store import ResultStore
     from zoo import UNet
     from zoo.card import model_card
     from zoo.hub import CARD_FILE, FILES, push_to_hub, validate_folder

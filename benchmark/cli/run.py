@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.errors import ConfigError, UserError
-
-from .options import (
+from benchmark.cli.options import (
     DEFAULT_BOARDS,
     DEFAULT_BUDGET,
     DEFAULT_STORE,
@@ -40,6 +38,7 @@ from .options import (
     Workers,
     resolve_tasks,
 )
+from benchmark.errors import ConfigError, UserError
 
 
 def run_command(
@@ -74,10 +73,10 @@ def run_command(
     image_size: ImageSize = None,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
-    from benchmark.config import budget as get_budget
-    from benchmark.config import sized
-    from benchmark.launch import JobsFailedError, SlurmOptions, make_launcher
-    from benchmark.run import command_line, console, expand_methods, expand_tasks, run
+    from benchmark.core.config import budget as get_budget
+    from benchmark.core.config import sized
+    from benchmark.sweep.launch import JobsFailedError, SlurmOptions, make_launcher
+    from benchmark.sweep.run import command_line, console, expand_methods, expand_tasks, run
 
     for fraction in label_fraction:
         if not 0 < fraction <= 1:

@@ -1,7 +1,7 @@
 """``tower-bench speed``: TOWER's batched proxy tasks and training step, timed in this process."""
 from __future__ import annotations
 
-from .options import Batch, Iters, Quick, Size, SpeedEncoder, Threads
+from benchmark.cli.options import Batch, Iters, Quick, Size, SpeedEncoder, Threads
 
 
 def speed_command(
@@ -15,7 +15,7 @@ def speed_command(
     """Benchmark TOWER's batched proxy tasks vs per-sample numpy, and its step vs a plain U-Net step."""
     import torch
 
-    from benchmark.speed import run
+    from benchmark.pretraining.speed import run
 
     if threads:
         torch.set_num_threads(threads)

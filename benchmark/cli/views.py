@@ -1,7 +1,7 @@
 """``tower-bench show-views``: a picture of what a method trains on, to check its proxy task by eye."""
 from __future__ import annotations
 
-from .options import (
+from benchmark.cli.options import (
     DataRoot,
     Download,
     ImageSize,
@@ -33,11 +33,11 @@ def show_views_command(
     download: Download = False,
 ) -> None:
     """Draw a method's views (and the restoration of a pretrained model) as a PNG grid."""
-    from benchmark.views import show_views
+    from benchmark.pretraining.views import show_views
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     if download:
-        from benchmark.run import fetch
+        from benchmark.sweep.run import fetch
 
         fetch(task, data_root, image_size)
     path = show_views(method, task, model=model, n=n, out=out, data_root=data_root, image_size=image_size, seed=seed)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 if TYPE_CHECKING:
     import torch
 
-from ..errors import UserError
+from benchmark.errors import UserError
 
 Kind = Literal["segmentation", "binary", "multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
@@ -124,6 +124,16 @@ class Task:
     def pretrain_images(self) -> torch.Tensor:
         """Unlabelled images for pretraining: the training split only."""
         return self.load("train").images
+
+    def supervised_split(self) -> Split:
+        """The labelled images the ``supervised`` positive control trains on: the whole training split (a task
+        with an unlabelled pool whose labels come free overrides it); never validation or test images."""
+        return self.load("train")
+
+    @property
+    def supervised_note(self) -> str:
+        """Which labelled images ``supervised`` trained on, for its export and the board's stamp."""
+        return f"the whole training split ({len(set(self.supervised_split().sources))} images)"
 
     def require_root(self) -> Path:
         if self.data_root is None or not self.data_root.exists():

@@ -19,8 +19,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from .base import Split, Task
-from .common import SPLIT_SEED, find_root, group_split, layout_error, parallel_map, read_image, to_nchw
+from benchmark.tasks.base import Split, Task
+from benchmark.tasks.common import SPLIT_SEED, find_root, group_split, layout_error, parallel_map, read_image, to_nchw
 
 FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 U_ONES = ("Atelectasis", "Edema")  # the others: U-Zeros

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 if TYPE_CHECKING:
     import torch
 
-from .base import DataError
+from benchmark.tasks.base import DataError
 
 SPLIT_SEED = 20240601  # fixed: the same split on every machine and for every run seed
 T = TypeVar("T")

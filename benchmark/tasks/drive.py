@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-from .base import SPLITS, Split, Task
-from .common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
+from benchmark.tasks.base import SPLITS, Split, Task
+from benchmark.tasks.common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
 
 VAL_FRACTION = 0.2  # 4 of the 20 training images
 

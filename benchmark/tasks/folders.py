@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .base import SPLITS, DataError
-from .manifest import OwnOptions, OwnTask, Sample, classify, make_class
+from benchmark.tasks.base import SPLITS, DataError
+from benchmark.tasks.manifest import OwnOptions, OwnTask, Sample, classify, make_class
 
 LAYOUT = ("  images/<name>.<ext> + masks/<name>.<ext> [+ fov/<name>.<ext>]  (segmentation, same stems), or\n"
           "  train/<class>/<file> [val/<class>/...] [test/<class>/...] or <class>/<file>  (classification)")

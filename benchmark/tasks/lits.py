@@ -20,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from .base import DataError, Split, Task
-from .common import SPLIT_SEED, fixed_split, layout_error, resize_images, resize_masks
+from benchmark.tasks.base import DataError, Split, Task
+from benchmark.tasks.common import SPLIT_SEED, fixed_split, layout_error, resize_images, resize_masks
 
 FRACTIONS = (0.7, 0.1, 0.2)
 HU_WINDOW = (-200.0, 250.0)

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .base import SPLITS, DataError, Kind, Split, Task
-from .common import SPLIT_SEED, fixed_split, parallel_map, stratified_split, to_nchw
+from benchmark.tasks.base import SPLITS, DataError, Kind, Split, Task
+from benchmark.tasks.common import SPLIT_SEED, fixed_split, parallel_map, stratified_split, to_nchw
 
 FRACTIONS = dict(zip(SPLITS, (0.7, 0.1, 0.2)))
 MAX_INFERRED_CLASSES = 64  # more distinct mask values than this are grey levels, not classes (pass --num-classes)

@@ -4,7 +4,7 @@ Files: ``{flag}.npz`` (28 px) or ``{flag}_{size}.npz`` (64, 128, 224 px) under `
 ``~/.medmnist``, the medmnist package's root), with keys ``{split}_images`` (uint8, (N, H, W) grey or
 (N, H, W, 3) RGB) and ``{split}_labels`` ((N, 1) class ids or (N, K) multi-label 0/1). The official
 train/val/test splits are used as they are. Every 2D flag of ``medmnist.INFO`` is a task (the list is
-``registry.MEDMNIST``); kind, channels and classes come from INFO; RetinaMNIST's ordinal grading is
+``FLAGS`` below, which the registry reads); kind, channels and classes come from INFO; RetinaMNIST's ordinal grading is
 scored as multi-class AUC, as MedMNIST's own evaluator does.
 
 Any ``image_size`` works from whichever official file is there: the smallest present size at least as
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import MEDMNIST
-from .base import DataError, Split, Task
-from .common import layout_error, resize_images, to_nchw
+from benchmark.tasks.base import DataError, Split, Task
+from benchmark.tasks.common import layout_error, resize_images, to_nchw
 
 SIZES = (28, 64, 128, 224)
 KINDS = {"multi-class": "multiclass", "binary-class": "binary", "multi-label, binary-class": "multilabel",
@@ -39,19 +38,19 @@ MODALITIES = {
 URL = "https://zenodo.org/records/10519652/files/{name}?download=1"
 # The INFO fields used here, vendored: listing tasks and reading files need no medmnist package (importing
 # even its medmnist.info imports torch, pandas and scipy); downloading does. A test checks it against medmnist.INFO.
-_VENDORED = (  # flag, task, channels, classes, (train, val, test)
-    ("pathmnist", "multi-class", 3, 9, (89996, 10004, 7180)),
-    ("chestmnist", "multi-label, binary-class", 1, 14, (78468, 11219, 22433)),
-    ("dermamnist", "multi-class", 3, 7, (7007, 1003, 2005)),
-    ("octmnist", "multi-class", 1, 4, (97477, 10832, 1000)),
-    ("pneumoniamnist", "binary-class", 1, 2, (4708, 524, 624)),
-    ("retinamnist", "ordinal-regression", 3, 5, (1080, 120, 400)),
-    ("breastmnist", "binary-class", 1, 2, (546, 78, 156)),
-    ("bloodmnist", "multi-class", 3, 8, (11959, 1712, 3421)),
-    ("tissuemnist", "multi-class", 1, 8, (165466, 23640, 47280)),
-    ("organamnist", "multi-class", 1, 11, (34561, 6491, 17778)),
-    ("organcmnist", "multi-class", 1, 11, (12975, 2392, 8216)),
-    ("organsmnist", "multi-class", 1, 11, (13932, 2452, 8827)),
+_VENDORED = (  # flag, INFO's class name, task, channels, classes, (train, val, test)
+    ("pathmnist", "PathMNIST", "multi-class", 3, 9, (89996, 10004, 7180)),
+    ("chestmnist", "ChestMNIST", "multi-label, binary-class", 1, 14, (78468, 11219, 22433)),
+    ("dermamnist", "DermaMNIST", "multi-class", 3, 7, (7007, 1003, 2005)),
+    ("octmnist", "OCTMNIST", "multi-class", 1, 4, (97477, 10832, 1000)),
+    ("pneumoniamnist", "PneumoniaMNIST", "binary-class", 1, 2, (4708, 524, 624)),
+    ("retinamnist", "RetinaMNIST", "ordinal-regression", 3, 5, (1080, 120, 400)),
+    ("breastmnist", "BreastMNIST", "binary-class", 1, 2, (546, 78, 156)),
+    ("bloodmnist", "BloodMNIST", "multi-class", 3, 8, (11959, 1712, 3421)),
+    ("tissuemnist", "TissueMNIST", "multi-class", 1, 8, (165466, 23640, 47280)),
+    ("organamnist", "OrganAMNIST", "multi-class", 1, 11, (34561, 6491, 17778)),
+    ("organcmnist", "OrganCMNIST", "multi-class", 1, 11, (12975, 2392, 8216)),
+    ("organsmnist", "OrganSMNIST", "multi-class", 1, 11, (13932, 2452, 8827)),
 )
 
 
@@ -61,13 +60,14 @@ def file_name(flag: str, size: int) -> str:
 
 def vendored_info() -> dict[str, dict]:
     """``_VENDORED`` in medmnist.INFO's shape (only the fields this module reads)."""
-    return {flag: {"python_class": MEDMNIST[flag], "task": task, "n_channels": c,
+    return {flag: {"python_class": name, "task": task, "n_channels": c,
                    "label": {str(i): str(i) for i in range(k)}, "n_samples": dict(zip(("train", "val", "test"), n)),
                    **{"url" if s == 28 else f"url_{s}": URL.format(name=file_name(flag, s)) for s in SIZES}}
-            for flag, task, c, k, n in _VENDORED}
+            for flag, name, task, c, k, n in _VENDORED}
 
 
 INFO = vendored_info()
+FLAGS: dict[str, str] = {flag: info["python_class"] for flag, info in INFO.items()}  # flag -> class name
 
 
 def default_root() -> Path:
@@ -81,7 +81,7 @@ class MedMNISTTask(Task):
     metric = "auc"
     image_size = 28
     source = "https://zenodo.org/records/10519652 (or medmnist's download=True / --download)"
-    downloadable = True  # ``--download`` fetches the file (benchmark.run.make_task)
+    downloadable = True  # ``--download`` fetches the file (benchmark.sweep.run.make_task)
 
     @classmethod
     def miniature(cls, root: Path) -> dict:
@@ -212,7 +212,7 @@ def _make(flag: str, class_name: str) -> type[MedMNISTTask]:
 
 
 # One class per flag, under INFO's class name (``benchmark.tasks.medmnist.RetinaMNIST``...).
-globals().update({name: _make(flag, name) for flag, name in MEDMNIST.items()})
+globals().update({name: _make(flag, name) for flag, name in FLAGS.items()})
 
 
 # ----------------------------------------------------------------------------- miniature data (contract tests)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import Split, Task
-from .common import find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
+from benchmark.tasks.base import Split, Task
+from benchmark.tasks.common import find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
 
 FRACTIONS = (0.7, 0.1, 0.2)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .folders import read_folder
-from .manifest import OwnOptions, OwnTask, read_csv
+from benchmark.tasks.folders import read_folder
+from benchmark.tasks.manifest import OwnOptions, OwnTask, read_csv
 
 
 def own_task_class(path: Path, options: OwnOptions) -> type[OwnTask]:

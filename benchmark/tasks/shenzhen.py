@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Split, Task
-from .common import find_root, layout_error, parallel_map, read_image, stratified_split, to_nchw
+from benchmark.tasks.base import Split, Task
+from benchmark.tasks.common import find_root, layout_error, parallel_map, read_image, stratified_split, to_nchw
 
 FRACTIONS = (0.7, 0.1, 0.2)
 PATTERN = re.compile(r"^CHNCXR_(\d+)_([01])\.png$")

@@ -24,8 +24,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..errors import ConfigError
-from .base import Split, Task
+from benchmark.errors import ConfigError
+from benchmark.tasks.base import Split, Task
 
 SPLIT_SEEDS = {"train": 101, "val": 202, "test": 303, "pool": 404}
 
@@ -274,6 +274,16 @@ class SynthFundus(Task):
     def _load(self, split: str) -> Split:
         f = self._fundus(split)
         return Split(f.images, f.vessels, valid=f.fov, ids=[f"{self.name}/{split}/{i}" for i in range(len(f.images))])
+
+    def supervised_split(self) -> Split:
+        """The pool with its free labels: the images the methods pretrain on, none of them in a labelled split."""
+        if "pool" not in self._cache:
+            self._cache["pool"] = self._load("pool")
+        return self._cache["pool"]
+
+    @property
+    def supervised_note(self) -> str:
+        return f"the unlabelled pool's {self.sizes['pool']} images with their generated labels"
 
 
 class SynthFundusGrade(SynthFundus):

@@ -9,8 +9,8 @@ and that one pixel's gradient alone moves an early layer's gradient by ~1% (seen
 import pytest
 import torch
 
-from benchmark.build import distribute
-from benchmark.registry import method_class
+from benchmark.core.registry import method_class
+from benchmark.pretraining.build import distribute
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from tests.dist import run_distributed
 from zoo import UNet

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from baselines import BYOL, MoCo, ModelGenesis, SimCLR
-from benchmark.registry import method_class
+from benchmark.core.registry import method_class
 
 BASELINES = [SimCLR, BYOL, MoCo, ModelGenesis]
 

@@ -150,7 +150,7 @@ def test_moco_queue_holds_at_most_a_quarter_of_the_data(n_images, batch, want):
 
 
 def test_resolved_config_and_hash_show_the_fitted_queue():
-    from benchmark.pretrain import PretrainConfig, resolve
+    from benchmark.pretraining.loop import PretrainConfig, resolve
 
     cfg = PretrainConfig(method="moco", batch_size=16, epochs=2)
     plain, fitted = resolve(cfg, 32, torch.device("cpu")), resolve(cfg, 32, torch.device("cpu"), n_images=48)

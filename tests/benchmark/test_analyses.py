@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import registry
 from benchmark.analyses.label_efficiency import annotation_cost, crossing
 from benchmark.analyses.mixing import parse_pair
+from benchmark.core import registry
 
 FR = [0.1, 0.2, 0.4, 0.6, 1.0]
 
@@ -96,7 +96,7 @@ def test_every_analysis_end_to_end_smoke(tmp_path, monkeypatch):
     invoke("mixing", "--task", "synth-fundus", "--seeds", "2", "--pairs", "tower+tower,gen-mask+random", *common)
     mix = _read(tmp_path / "out" / "mixing-synth-fundus-smoke.csv")
     assert set(mix["init"]) == {"tower+tower", "gen-mask+random"}
-    from benchmark.store import ResultStore
+    from benchmark.results.store import ResultStore
 
     mixed = ResultStore(tmp_path / "store").records("synth-fundus", init="gen-mask+random")
     assert len(mixed) == 2 and mixed[0]["config"]["init_decoder"] == "random"

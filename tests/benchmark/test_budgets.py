@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmark.config import BUDGETS, budget, sized
+from benchmark.core.config import BUDGETS, budget, sized
 from benchmark.errors import ConfigError, UnknownNameError
 
 from ..reliability.common import cli

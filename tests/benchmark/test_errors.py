@@ -44,17 +44,17 @@ def test_errors_module_imports_no_torch():
 def test_a_bug_inside_finetuning_keeps_its_traceback(capsys, tmp_path, monkeypatch):
     """A KeyError from the loss (as a typo in a dict lookup raises) escapes main(), so Python prints its
     traceback; before, main() turned every KeyError into one line."""
-    import benchmark.training
+    import benchmark.finetuning.training
 
     def broken_loss(*args, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(benchmark.training, "_loss", broken_loss)
+    monkeypatch.setattr(benchmark.finetuning.training, "_loss", broken_loss)
     with pytest.raises(KeyError, match="boom") as info:
         cli(capsys, "finetune", *SMOKE, "--task", "synth-fundus", "--store", tmp_path / "store")
     assert not isinstance(info.value, UserError)
     assert info.traceback[-1].name == "broken_loss"  # the traceback leads to the bug, through the loop
-    assert any(entry.name == "finetune" and entry.path.name == "finetune.py" for entry in info.traceback)
+    assert any(entry.name == "finetune" and entry.path.name == "protocols.py" for entry in info.traceback)
     assert "tower-bench: error:" not in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 

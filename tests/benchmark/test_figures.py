@@ -10,8 +10,8 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 
 from benchmark.analyses import ablation, convergence, label_efficiency, mixing, representations
-from benchmark.leaderboard import build_leaderboard, figure
-from benchmark.report import style
+from benchmark.results.leaderboard import build_leaderboard, figure
+from benchmark.results.report import style
 
 INITS = ["tower", "random", "imagenet", "simclr", "moco", "gen-both", "con-both", "gen-mask"]
 FOOTER = ("tower-bench run --method tower,random,imagenet,simclr,moco --task drive --data-root ../shared/data/DRIVE "

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from benchmark.config import FinetuneConfig
-from benchmark.finetune import build_model, finetune, label_subset
+from benchmark.core.config import FinetuneConfig
+from benchmark.finetuning.protocols import build_model, finetune, label_subset
+from benchmark.finetuning.training import augment_batch
 from benchmark.tasks.base import Split, Task
-from benchmark.training import augment_batch
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 
 
@@ -71,7 +71,7 @@ def test_label_fraction_subsets_are_fixed_per_seed_and_never_empty():
 
 
 def test_label_fractions_of_patches_count_images_not_patches():
-    from benchmark.finetune import labelled_subset
+    from benchmark.finetuning.protocols import labelled_subset
     from benchmark.tasks.base import Split
 
     ids = [f"train/{i}@{k},0" for i in range(16) for k in range(8)]  # 16 images x 8 patches

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from benchmark import gpu_check
+from benchmark.tools import gpu_check
 
 ROWS = ("CUDA vs CPU loss (fp32)", "fp32 eager", "bf16 + channels_last", "bf16 + channels_last + compile",
         "proxy share of step", "achieved TFLOP/s", "GPU busy")
@@ -16,7 +16,7 @@ ROWS = ("CUDA vs CPU loss (fp32)", "fp32 eager", "bf16 + channels_last", "bf16 +
 def test_dry_run_prints_every_row_with_a_measured_value(capsys):
     assert gpu_check.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("command: python -m benchmark.gpu_check --dry-run\n")
+    assert out.startswith("command: python -m benchmark.tools.gpu_check --dry-run\n")
     assert f"torch {torch.__version__}" in out and "device: CPU (dry run" in out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ") and "---" not in line}
     assert set(ROWS) <= set(rows), sorted(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import gpu_session
+from benchmark.tools import gpu_session
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("machine", "cuda-tests", "gpu-check", "pretrain-tower", "pretrain-simclr", "pretrain-genesis", "finetune",
@@ -22,7 +22,7 @@ def session(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, di
     """Run the script as the device would; (the process, step -> status from summary.md)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     env.pop("OUT", None)
-    proc = subprocess.run([sys.executable, "-m", "benchmark.gpu_session", "--work", str(tmp_path / "work"),
+    proc = subprocess.run([sys.executable, "-m", "benchmark.tools.gpu_session", "--work", str(tmp_path / "work"),
                            "--out", str(tmp_path / "out"), *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -80,8 +80,8 @@ def test_a_step_past_its_box_is_killed_with_its_children(tmp_path):
 
 
 def test_importing_it_and_its_children_needs_nothing_the_device_lacks():
-    modules = ("benchmark.gpu_session", "benchmark.pretrain", "benchmark.run", "benchmark.cli", "benchmark.gpu_check",
-               "benchmark.tasks.drive", "benchmark.tasks.synth_fundus")
+    modules = ("benchmark.tools.gpu_session", "benchmark.pretraining.loop", "benchmark.sweep.run", "benchmark.cli",
+               "benchmark.tools.gpu_check", "benchmark.tasks.drive", "benchmark.tasks.synth_fundus")
     code = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
             f"print([m for m in {ABSENT_ON_DEVICE!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),

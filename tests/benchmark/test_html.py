@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from benchmark.leaderboard import build_leaderboard, legend, write_leaderboard
-from benchmark.report.latex import escape, to_latex
+from benchmark.results.leaderboard import build_leaderboard, legend, write_leaderboard
+from benchmark.results.report.latex import escape, to_latex
 
 VALUES = {"tower": [80.0, 81.1, 82.3], "imagenet": [79.0, 79.4, 80.1], "simclr": [79.6, 80.2, 80.9],
           "random": [70.0, 71.0, 72.0]}

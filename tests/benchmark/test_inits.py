@@ -1,11 +1,11 @@
-"""benchmark.inits: the fine-tuning inits (random, imagenet, an export folder) and their command-line errors."""
+"""benchmark.finetuning.inits: the fine-tuning inits (random, imagenet, an export folder) and their command-line errors."""
 import pytest
 import timm
 import torch
 from huggingface_hub import constants
 from safetensors.torch import save_file
 
-from benchmark.inits import load_init
+from benchmark.finetuning.inits import load_init
 from zoo import UNetConfig
 
 from ..conftest import TINY_DECODER, TINY_ENCODER

@@ -9,7 +9,8 @@ import submitit
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.launch import (
+from benchmark.results.store import ResultStore
+from benchmark.sweep.launch import (
     InlineLauncher,
     JobsFailedError,
     LocalLauncher,
@@ -19,8 +20,7 @@ from benchmark.launch import (
     make_launcher,
     parse_gpus,
 )
-from benchmark.run import FinetuneJob, PretrainJob, plan, run
-from benchmark.store import ResultStore
+from benchmark.sweep.run import FinetuneJob, PretrainJob, plan, run
 from tests.benchmark.test_pretrain import REPO
 
 SWEEP = dict(methods=["tower", "random"], tasks=["synth-fundus"], seeds=2, budget="smoke", data_root=None,
@@ -283,7 +283,7 @@ def test_execute_runs_the_rest_after_a_failure_and_the_launcher_names_it(tmp_pat
         def result(self):
             return ["a: FloatingPointError: loss is nan"]
 
-    from benchmark.launch import _wait
+    from benchmark.sweep.launch import _wait
 
     with pytest.raises(JobsFailedError, match=r"1 finetune job\(s\) failed .*first: a: FloatingPointError"):
         _wait([Result()], "finetune", tmp_path)

@@ -5,10 +5,10 @@ import pytest
 from scipy import stats as sps
 
 from benchmark.cli.leaderboard import leaderboard_command
-from benchmark.leaderboard import build_leaderboard, write_leaderboard
-from benchmark.reference import paper_value
-from benchmark.stats import holm, stars
-from benchmark.store import ResultStore
+from benchmark.results.leaderboard import build_leaderboard, write_leaderboard
+from benchmark.results.reference import paper_value
+from benchmark.results.stats import holm, stars
+from benchmark.results.store import ResultStore
 
 
 def records(values: dict[str, list[float]], task="drive", seeds=None, budget="smoke", metric="dice"):

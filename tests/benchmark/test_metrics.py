@@ -3,7 +3,7 @@ import pytest
 import torch
 from medmnist.evaluator import getACC, getAUC
 
-from benchmark.metrics import DiceAccumulator, accuracy, auc, dice, dice_per_image
+from benchmark.finetuning.metrics import DiceAccumulator, accuracy, auc, dice, dice_per_image
 
 
 def _masks(seed=0, n=6, size=16):

@@ -1,6 +1,6 @@
 """Two torchrun "nodes" on localhost (c10d rendezvous, gloo over loopback) train what one process trains.
 
-This is the multi-node command of ``benchmark/pretrain.py``'s docstring, run for real: two
+This is the multi-node command of ``benchmark/pretraining/loop.py``'s docstring, run for real: two
 separate ``torchrun --nnodes 2`` agents meet at one rendezvous endpoint, each starts one rank.
 
 Each rank draws its own views from its own generator stream (by design: no rank draws the whole
@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmark import registry
+from benchmark.core import registry
 from tests.benchmark.test_pretrain import REPO
 from tests.dist import free_port
 

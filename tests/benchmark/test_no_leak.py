@@ -5,8 +5,8 @@ every tensor the methods and models see can be traced back to its split.
 """
 import torch
 
-from benchmark import registry
-from benchmark.run import run
+from benchmark.core import registry
+from benchmark.sweep.run import run
 from benchmark.tasks.base import Split, Task
 
 BASE = {"train": 1, "val": 101, "test": 201}
@@ -33,8 +33,8 @@ def split_of(batch: torch.Tensor) -> set[str]:
 
 
 def test_pretraining_sees_train_only_and_test_is_scored_once_after_model_selection(monkeypatch, tmp_path):
-    import benchmark.finetune as finetune_module
-    import benchmark.training as training_module
+    import benchmark.finetuning.protocols as finetune_module
+    import benchmark.finetuning.training as training_module
     import tower.method
     import zoo.unet
 

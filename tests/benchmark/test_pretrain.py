@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark import registry
-from benchmark.batches import plan
-from benchmark.build import build_method
-from benchmark.config import BUDGETS, PretrainConfig
-from benchmark.pretrain import CHECKPOINT, METRICS, NonFiniteLossError, pretrain, resolve
-from benchmark.schedule import cosine_lr
+from benchmark.core import registry
+from benchmark.core.config import BUDGETS, PretrainConfig
+from benchmark.core.schedule import cosine_lr
+from benchmark.pretraining.batches import plan
+from benchmark.pretraining.build import build_method
+from benchmark.pretraining.loop import CHECKPOINT, METRICS, NonFiniteLossError, pretrain, resolve
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import PretrainMethod, UNet, info_nce, projection_head
 
@@ -251,9 +251,9 @@ def test_resume_refuses_another_config(tmp_path):
 
 _KILLED_RUN = """
 import sys
-from benchmark import registry
+from benchmark.core import registry
 registry.METHODS["toy"] = {toy!r}
-from benchmark.pretrain import pretrain
+from benchmark.pretraining.loop import pretrain
 from tests.benchmark.test_pretrain import tiny_cfg, tiny_images
 from pathlib import Path
 pretrain(tiny_cfg(Path(sys.argv[1]), max_steps=12, epochs=6, checkpoint_every=3), images=tiny_images(), progress=False)
@@ -300,7 +300,7 @@ def test_nan_loss_stops_without_touching_the_last_checkpoint(tmp_path):
 
 
 def test_resume_drops_metrics_past_the_checkpoint_and_a_line_cut_by_a_kill(tmp_path):
-    from benchmark.checkpoint import truncate_metrics
+    from benchmark.pretraining.checkpoint import truncate_metrics
 
     path = tmp_path / METRICS
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "loss": 1.2}\n{"step": 4, "lo')

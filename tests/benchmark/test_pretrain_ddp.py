@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from benchmark import registry
-from benchmark.build import build_method, distribute
+from benchmark.core import registry
+from benchmark.pretraining.build import build_method, distribute
 from tests.benchmark.test_pretrain import REPO, TOY, available_methods, tiny_cfg, tiny_images
 from tests.dist import run_distributed
 

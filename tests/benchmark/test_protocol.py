@@ -7,10 +7,10 @@ early stopping may fire and a Dice term in the loss, the selected model segments
 """
 import torch
 
-from benchmark.config import TRIVIAL_MARGIN
-from benchmark.finetune import FinetuneConfig, finetune
+from benchmark.core.config import TRIVIAL_MARGIN
+from benchmark.finetuning.protocols import FinetuneConfig, finetune
+from benchmark.finetuning.training import Schedule
 from benchmark.tasks.base import Split, Task
-from benchmark.training import Schedule
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 
 COUNTS = {"train": 4, "val": 4, "test": 8}
@@ -70,7 +70,7 @@ def _scripted_run(values, floor):
     """train_loop on a throw-away linear model whose validation scores are ``values``, one per check."""
     import math
 
-    from benchmark.training import train_loop
+    from benchmark.finetuning.training import train_loop
 
     scores = iter(values)
     model = torch.nn.Linear(2, 2)
@@ -95,7 +95,7 @@ def test_early_stopping_waits_for_a_check_that_beats_the_trivial_predictor():
 
 
 def test_budgets_select_above_the_trivial_row_and_old_records_keep_their_hash():
-    from benchmark.config import BUDGETS
+    from benchmark.core.config import BUDGETS
 
     task = PriorTrap()
     assert {FinetuneConfig.from_budget(b, task, "prior-trap").selection for b in BUDGETS} == {"beats-trivial"}

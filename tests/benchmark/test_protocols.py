@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import benchmark.finetune as finetune_module
-from benchmark.config import FinetuneConfig
-from benchmark.config import budget as get_budget
-from benchmark.finetune import build_model, finetune
-from benchmark.leaderboard import build_leaderboard, refresh_leaderboard
-from benchmark.probe import knn_scores
-from benchmark.run import make_task, run
-from benchmark.store import ResultStore, make_record
+import benchmark.finetuning.protocols as finetune_module
+from benchmark.core.config import FinetuneConfig
+from benchmark.core.config import budget as get_budget
+from benchmark.finetuning.probe import knn_scores
+from benchmark.finetuning.protocols import build_model, finetune
+from benchmark.results.leaderboard import build_leaderboard, refresh_leaderboard
+from benchmark.results.store import ResultStore, make_record
+from benchmark.sweep.run import make_task, run
 from benchmark.tasks.synth_fundus import SynthFundus
 from tests.benchmark.tasks.fixtures import write_medmnist
 from tests.conftest import TINY_DECODER, TINY_ENCODER
@@ -129,7 +129,7 @@ def test_protocol_is_part_of_the_record_key_and_old_records_read_as_finetune(tmp
 
 
 def test_committed_records_keep_their_config_hash():
-    """``FinetuneConfig`` moved to benchmark/config.py and gained ``protocol``: the hash of every committed
+    """``FinetuneConfig`` moved to benchmark/core/config.py and gained ``protocol``: the hash of every committed
     record's config is still the one stored beside it, and a finetune record hashes as it did before."""
     lines = [line for path in sorted((REPO / "leaderboards").glob("*.records.jsonl"))
              for line in path.read_text().splitlines()]
@@ -241,7 +241,7 @@ def test_real_retinamnist_one_epoch_of_each_protocol(protocol):
 def test_fetch_downloads_the_file_commands_that_build_their_task_later_need(tmp_path, monkeypatch):
     import medmnist
 
-    from benchmark.run import fetch
+    from benchmark.sweep.run import fetch
 
     monkeypatch.setattr(medmnist, "RetinaMNIST", fake_download("retinamnist"))
     fetch("retinamnist", tmp_path / "mm", 32)

@@ -10,8 +10,8 @@ from huggingface_hub import HfApi, ModelCard
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.config import PretrainConfig
-from benchmark.store import ResultStore
+from benchmark.core.config import PretrainConfig
+from benchmark.results.store import ResultStore
 from zoo import UNet
 from zoo.hub import CARD_FILE, CONFIG_FILE, FILES
 
@@ -92,7 +92,7 @@ def test_the_cards_pretrain_command_reproduces_the_export(export, tmp_path):
     path, cfg = export
     card = publish(path, tmp_path / "no-store")
     (line,) = [s for s in card.splitlines() if s.startswith("tower-bench pretrain ")]
-    with mock.patch("benchmark.pretrain.pretrain") as pretrain:
+    with mock.patch("benchmark.pretraining.loop.pretrain") as pretrain:
         res = CliRunner().invoke(app, shlex.split(line)[1:])
     assert res.exit_code == 0, res.output
     ran = pretrain.call_args.args[0]

@@ -1,4 +1,4 @@
-"""benchmark/reference.py holds every cell of the paper's Tables 1, 2, 4 and 5 as shared/PAPER.md transcribes them."""
+"""benchmark/results/reference.py holds every cell of the paper's Tables 1, 2, 4 and 5 as shared/PAPER.md transcribes them."""
 from __future__ import annotations
 
 import re
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import reference as ref
-from benchmark.reference import paper_stars, paper_value
+from benchmark.results import reference as ref
+from benchmark.results.reference import paper_stars, paper_value
 
 PAPER = Path(__file__).resolve().parents[3] / "shared" / "PAPER.md"
 BOLD = re.compile(r"^\*\*(.+)\*\*$")

@@ -1,8 +1,8 @@
 """The optimizer both phases build: fused Adam on CPU, the same updates as torch's default."""
 import torch
 
-from benchmark.schedule import adam_cosine, cosine_lr
-from benchmark.speed import run
+from benchmark.core.schedule import adam_cosine, cosine_lr
+from benchmark.pretraining.speed import run
 
 
 def test_adam_cosine_is_fused_and_matches_the_default_adam():

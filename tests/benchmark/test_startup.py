@@ -1,14 +1,14 @@
 """Start-up: listing commands import nothing heavy, and what they list is what the classes say.
 
-Times are not asserted (the machine is shared): ``python -m benchmark.startup`` prints them.
+Times are not asserted (the machine is shared): ``python -m benchmark.tools.startup`` prints them.
 """
 import re
 
 import pytest
 
-from benchmark import registry
 from benchmark.cli.info import method_summary
-from benchmark.startup import HEAVY, TASK, imported_modules, write_store
+from benchmark.core import registry
+from benchmark.tools.startup import HEAVY, TASK, imported_modules, write_store
 
 
 @pytest.mark.parametrize("command", ["--help", "tasks", "methods"])
@@ -34,7 +34,7 @@ def test_method_summary_is_what_the_imported_class_says():
 
 
 def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, capsys):
-    from benchmark.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import refresh_leaderboard
 
     write_store(tmp_path / "results", 32)
     monkeypatch.setenv("COLUMNS", "80")
@@ -47,7 +47,7 @@ def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, cap
 
 
 def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
-    from benchmark.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import refresh_leaderboard
 
     store, out = write_store(tmp_path / "results", 16), tmp_path / "boards"
     png, records = out / f"{TASK}.png", out / f"{TASK}.records.jsonl"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from benchmark.stats import compare, holm, stars, summarize
+from benchmark.results.stats import compare, holm, stars, summarize
 
 
 def test_summarize_matches_numpy_and_t_interval():
@@ -67,7 +67,7 @@ def test_holm_hand_computed():
 
 def test_two_constant_samples_get_no_test():
     """kNN on a fixed encoder repeats one value per seed: that is one number each, not a p of 0."""
-    from benchmark.stats import compare
+    from benchmark.results.stats import compare
 
     for paired in (True, False):
         a, b = {0: 65.3, 1: 65.3, 2: 65.3}, {0: 73.0, 1: 73.0, 2: 73.0}
@@ -78,7 +78,7 @@ def test_two_constant_samples_get_no_test():
 
 @pytest.mark.parametrize("seed", range(20))
 def test_tests_and_intervals_equal_scipy_stats(seed):
-    """benchmark.stats writes the t-tests out on scipy.special (a faster import): they must be scipy.stats'."""
+    """benchmark.results.stats writes the t-tests out on scipy.special (a faster import): they must be scipy.stats'."""
     rng = np.random.default_rng(seed)
     n, m = rng.integers(2, 12, size=2)
     x = rng.normal(70, rng.uniform(0.1, 10), n)

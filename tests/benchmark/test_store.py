@@ -3,7 +3,7 @@ import multiprocessing as mp
 
 import pytest
 
-from benchmark.store import CorruptRecordWarning, ResultStore, key_of
+from benchmark.results.store import CorruptRecordWarning, ResultStore, key_of
 from zoo.io import stable_hash
 
 
@@ -37,7 +37,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(ResultStore(tmp_path).records("drive", init="shared")) == 1
     assert not list(tmp_path.rglob("*.tmp"))
     # the leaderboard over what the workers wrote: every init with all of its 100 seeds
-    from benchmark.leaderboard import build_leaderboard
+    from benchmark.results.leaderboard import build_leaderboard
 
     board = build_leaderboard(records, "drive", reference="w0").set_index("init")
     assert sorted(board.index) == ["w0", "w1", "w2", "w3"]

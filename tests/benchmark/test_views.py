@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmark import registry
-from benchmark.views import DPI, PANEL_PX, render, show_views, views_table
+from benchmark.core import registry
+from benchmark.pretraining.views import DPI, PANEL_PX, render, show_views, views_table
 from tests.benchmark.test_pretrain import TOY, tiny_images
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import UNet
@@ -73,7 +73,7 @@ def test_cli_draws_tower_views_and_restoration(tmp_path):
 
 
 def test_mask_fraction_of_the_fov_is_printed_and_drawn(tmp_path, capsys):
-    from benchmark.views import masked_fractions
+    from benchmark.pretraining.views import masked_fractions
 
     keep = torch.ones(2, 1, 8, 8)
     keep[0, :, :, :4] = 0  # sample 0 hides the left half

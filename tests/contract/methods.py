@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import torch
 
-from benchmark import reference, registry
+from benchmark.core import registry
+from benchmark.results import reference
 from zoo import PretrainMethod, UNet
 
 MakeNet = Callable[..., UNet]
@@ -138,6 +139,8 @@ def check_health_outputs(s: Subject, make_net: MakeNet) -> None:
         a, b = pair
         assert a.ndim == 2 and a.shape[0] == 6 and a.shape == b.shape
         assert torch.isfinite(a).all() and torch.isfinite(b).all()
+        inputs = method.positive_pair(images, views)  # the health check's raw-pixel baseline compares these
+        assert inputs is not None and all(len(t) == 6 and t.ndim == 4 for t in inputs), "embeddings without positive_pair"
     assert (restored is None) == (not method.trains_decoder)
     if restored is not None:
         out, source = restored

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark import registry
-from benchmark.config import BUDGETS
+from benchmark.core import registry
+from benchmark.core.config import BUDGETS
 from benchmark.tasks.base import SPLITS, Task
 
 ATTRS = ("name", "kind", "modality", "metric", "in_chans", "num_classes", "image_size", "description", "source",
@@ -79,7 +79,7 @@ def check_never_shrunk_below_min_size(name: str, tmp: Path) -> None:
 
 def check_one_finetuning_epoch(name: str, tmp: Path) -> None:
     """One epoch of fine-tuning a tiny U-Net ends in a record with the task's metric on its whole test split."""
-    from benchmark.finetune import FinetuneConfig, finetune
+    from benchmark.finetuning.protocols import FinetuneConfig, finetune
     from tests.conftest import TINY_DECODER, TINY_ENCODER
 
     cls = registry.task_class(name)

@@ -1,7 +1,7 @@
 """Every registered task against the task contract (``tasks.CHECKS``), on the miniature data it writes."""
 import pytest
 
-from benchmark import registry
+from benchmark.core import registry
 
 from .tasks import CHECKS
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from benchmark import registry
+from benchmark.core import registry
 
 from . import methods, tasks
 
@@ -38,8 +38,11 @@ TOY_METHOD = '''
         def loss(self, images, views):
             return {"loss": F.mse_loss(torch.sigmoid(self.net(views["view"])), images)}
 
-        def embeddings(self, images, views):
-            return self.net.forward_pooled(images), self.net.forward_pooled(views["view"])
+        def positive_pair(self, images, views):
+            return images, views["view"]
+
+        def embed(self, x):
+            return self.net.forward_pooled(x)
 
         def restoration(self, images, views):
             return torch.sigmoid(self.net(views["view"])), views["view"]

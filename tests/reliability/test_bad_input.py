@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from benchmark import registry
-from benchmark.store import ResultStore
+from benchmark.core import registry
+from benchmark.results.store import ResultStore
 from tests.benchmark.tasks.fixtures import write_drive, write_medmnist
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from tests.reliability.common import assert_one_line_error, cli, cli_subprocess, snapshot
@@ -259,8 +259,8 @@ def test_out_of_memory_in_pretraining_names_a_smaller_batch(capsys, tmp_path, mo
 
 
 def test_out_of_memory_in_finetuning_names_a_smaller_batch(capsys, store, drive, monkeypatch):
-    import benchmark.training
+    import benchmark.finetuning.training
 
-    monkeypatch.setattr(benchmark.training, "_loss", _raise_oom)
+    monkeypatch.setattr(benchmark.finetuning.training, "_loss", _raise_oom)
     res = finetune(capsys, store, "--task", "drive", "--data-root", drive, "--batch-size", "6")
     assert_one_line_error(res, "out of memory during fine-tuning at batch size 6", "try --batch-size 3")

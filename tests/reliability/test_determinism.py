@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from benchmark.store import ResultStore
+from benchmark.results.store import ResultStore
 from tests.benchmark.tasks.fixtures import write_drive
 from tests.reliability.common import cli
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.checkpoint import load_checkpoint
-from benchmark.pretrain import CHECKPOINT, EXPORT, pretrain
-from benchmark.store import ResultStore
+from benchmark.pretraining.checkpoint import load_checkpoint
+from benchmark.pretraining.loop import CHECKPOINT, EXPORT, pretrain
+from benchmark.results.store import ResultStore
 from tests.benchmark.test_pretrain import TOY, read_metrics, tiny_cfg, tiny_images
 from tests.reliability.common import REPO, cli, snapshot, subprocess_env
 
@@ -28,9 +28,9 @@ RUN = dict(max_steps=9, epochs=5, checkpoint_every=3)
 _HANGING_RUN = """
 import sys, time
 from pathlib import Path
-from benchmark import registry
+from benchmark.core import registry
 registry.METHODS["toy"] = {toy!r}
-import benchmark.pretrain as bp
+import benchmark.pretraining.loop as bp
 from tests.benchmark.test_pretrain import tiny_cfg, tiny_images
 
 out, mode, at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -75,7 +75,7 @@ def test_pretraining_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_pat
         procs[name] = (out, subprocess.Popen(
             [sys.executable, "-c", _HANGING_RUN.format(toy=TOY, run=RUN), str(out), mode, str(at)],
             cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    from benchmark import registry
+    from benchmark.core import registry
 
     registry.METHODS["toy"] = TOY
     try:
@@ -121,8 +121,8 @@ SWEEP = ("run", "--budget", "smoke", "--task", "synth-fundus", "--method", "towe
 
 @pytest.mark.slow
 def test_killed_sweep_keeps_finished_records_and_the_rerun_does_only_the_rest(tmp_path, capsys, monkeypatch):
-    import benchmark.finetune
-    import benchmark.pretrain
+    import benchmark.finetuning.protocols
+    import benchmark.pretraining.loop
 
     records = tmp_path / "store" / "synth-fundus"
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *SWEEP], cwd=tmp_path, env=subprocess_env(),
@@ -147,7 +147,7 @@ def test_killed_sweep_keeps_finished_records_and_the_rerun_does_only_the_rest(tm
 
     # The rerun, in this process so that what it trains can be watched.
     fine_tuned, pretrained = [], []
-    build_model, pretrain_impl = benchmark.finetune.build_model, benchmark.pretrain._pretrain
+    build_model, pretrain_impl = benchmark.finetuning.protocols.build_model, benchmark.pretraining.loop._pretrain
 
     def watch_build_model(cfg, task):
         fine_tuned.append((cfg.init, cfg.seed))
@@ -157,8 +157,8 @@ def test_killed_sweep_keeps_finished_records_and_the_rerun_does_only_the_rest(tm
         pretrained.append(cfg.method)
         return pretrain_impl(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(benchmark.finetune, "build_model", watch_build_model)
-    monkeypatch.setattr(benchmark.pretrain, "_pretrain", watch_pretrain)
+    monkeypatch.setattr(benchmark.finetuning.protocols, "build_model", watch_build_model)
+    monkeypatch.setattr(benchmark.pretraining.loop, "_pretrain", watch_pretrain)
     res = cli(capsys, *SWEEP)
     assert res.code == 0, res.err
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import CorruptRecordWarning, ResultStore
+from benchmark.results.store import CorruptRecordWarning, ResultStore
 from tests.reliability.common import assert_one_line_error, cli, snapshot
 from tests.reliability.readers import READERS, RECORD_CORRUPTIONS, Corruption, Reader
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import ResultStore
+from benchmark.results.store import ResultStore
 from tests.reliability.common import subprocess_env
 
 RECORD = {"task": "drive", "init": "random", "seed": 0, "label_fraction": 1.0, "budget": "smoke",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark import registry
+from benchmark.core import registry
 from benchmark.tasks.chexpert import write_miniature as write_chexpert
 from benchmark.tasks.drive import write_miniature as write_drive
 from benchmark.tasks.lits import miniature_volume as lits_volume

@@ -1,7 +1,7 @@
 """The CLI lists every registered task (each task's own contract: tests/contract/tasks.py)."""
 from __future__ import annotations
 
-from benchmark import registry
+from benchmark.core import registry
 
 
 def test_cli_lists_every_task(monkeypatch):

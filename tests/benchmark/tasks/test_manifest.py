@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import registry
+from benchmark.core import registry
 from benchmark.tasks.base import DataError
 from tests.reliability.common import cli
 
@@ -272,7 +272,7 @@ def test_launcher_jobs_carry_the_own_options_to_a_new_process(tmp_path, monkeypa
     else the worker makes another task (another name) and refuses the job."""
     import pickle
 
-    from benchmark.run import plan
+    from benchmark.sweep.run import plan
 
     monkeypatch.chdir(tmp_path)
     data = segmentation_csv(tmp_path / "seg")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import registry
+from benchmark.core import registry
 from benchmark.tasks import medmnist as mm
 from benchmark.tasks.base import DataError
 from benchmark.tasks.medmnist import BreastMNIST, DermaMNIST, OrganAMNIST, PathMNIST, RetinaMNIST
@@ -74,7 +74,7 @@ def test_the_28_px_file_serves_any_size_and_larger_files_win(tmp_path):
     assert exact.path.name == "breastmnist_64.npz" and exact.input_note == "breastmnist_64.npz (64 px)"
 
 
-@pytest.mark.parametrize("flag", list(registry.MEDMNIST))
+@pytest.mark.parametrize("flag", list(mm.FLAGS))
 def test_every_2d_flag_is_a_task_from_info_and_loads_its_fixture(flag, tmp_path):
     cls = registry.task_class(flag)
     info = mm.INFO[flag]
@@ -92,7 +92,7 @@ def test_every_2d_flag_is_a_task_from_info_and_loads_its_fixture(flag, tmp_path)
 def test_registry_lists_every_2d_flag_of_medmnist_info():
     info = pytest.importorskip("medmnist.info").INFO
     flags = {f for f in info if not f.endswith("3d")}
-    assert set(registry.MEDMNIST) == flags and flags <= set(registry.TASKS)
+    assert set(mm.FLAGS) == flags and flags <= set(registry.TASKS)
     vendored = mm.vendored_info()  # the table used where the package is absent
     for flag in flags:
         for key, value in vendored[flag].items():
@@ -105,9 +105,10 @@ def test_listing_and_reading_work_without_the_medmnist_package(tmp_path):
     code = f"""
 import sys
 sys.modules["medmnist"] = None  # as if not installed
-from benchmark import registry
+from benchmark.core import registry
 from benchmark.tasks.base import DataError
-classes = [registry.task_class(f) for f in registry.MEDMNIST]
+from benchmark.tasks import medmnist as mm
+classes = [registry.task_class(f) for f in mm.FLAGS]
 assert classes[3].name == "octmnist" and classes[3].num_classes == 4
 assert registry.task_class("octmnist")({str(tmp_path)!r}).load("val").images.shape == (4, 1, 28, 28)
 try:

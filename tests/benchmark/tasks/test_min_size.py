@@ -1,8 +1,8 @@
 """DRIVE patches below its minimum size; a task that cannot patch is refused (every task: tests/contract)."""
 import pytest
 
-from benchmark import registry
-from benchmark.config import BUDGETS
+from benchmark.core import registry
+from benchmark.core.config import BUDGETS
 
 
 def test_drive_patches_below_512_and_keeps_full_images_at_the_paper_size():

@@ -1,0 +1,467 @@
+"""Leaderboards: one row per initialisation, mean±std over seeds, p-value and stars vs a reference.
+
+Rendered like the paper's tables (best in bold, rows beating ImageNet init underlined, stars by
+p-value vs TOWER) and written as Markdown + CSV + PNG, each stamped with what produced it.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import pandas as pd
+
+from benchmark.core.config import TRIVIAL_MARGIN
+from benchmark.errors import ConfigError, MissingFileError
+from benchmark.results import reference as ref
+from benchmark.results import stats
+from zoo.health import describe
+from zoo.io import atomic_write_text, package_version
+
+COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "p_holm", "wilcoxon", "test",
+           "stars", "mdd", "paper", "paper_mean", "paper_std", "paper_seeds", "bold", "underline", "converged", "counts",
+           "pretrain_runs", "seeds", "values", "configs", "note"]
+CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
+# A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
+# within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
+PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
+AA_PAIR = ("random-aa", "random")  # the A/A control: the same init from another seed stream must tie with it
+POWER = 0.8  # the power at which a board states its minimum detectable difference
+
+
+def convergence(records: list[dict]) -> tuple[str, bool]:
+    """("k/n" runs that converged, whether all did); records made before the plateau rule count as unknown."""
+    known = [r["converged"] for r in records if r.get("converged") is not None]
+    if not known:
+        return "–", True
+    return f"{sum(known)}/{len(known)}", all(known) and len(known) == len(records)
+
+
+def paired_sd(values: Mapping[int, float] | list[float], ref_values: Mapping[int, float] | list[float] | None) -> float:
+    """The std of the paired differences to the reference (the noise a paired test sees); NaN when unpaired."""
+    if not (isinstance(values, Mapping) and isinstance(ref_values, Mapping)) or set(values) != set(ref_values):
+        return math.nan
+    d = [values[k] - ref_values[k] for k in sorted(values)]
+    return stats.summarize(d).std
+
+
+def protocol_of(record: Mapping[str, Any]) -> str:
+    return record.get("protocol", PROTOCOL)
+
+
+def board_name(task: str, budget: str | None, label_fraction: float = 1.0, protocol: str = PROTOCOL) -> str:
+    """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
+    return (task + ("" if budget is None else f"-{budget}")
+            + ("" if float(label_fraction) == 1.0 else f"-{int(round(label_fraction * 100))}pct")
+            + ("" if protocol == PROTOCOL else f"-{protocol}"))
+
+
+def trivial_rows(records: list[dict]) -> dict[str, float]:
+    """The trivial predictors' scores on the test split the records were scored on (from the records:
+    fine-tuning computes them on the same split; records of other splits disagree and are refused)."""
+    seen = {tuple(sorted(r["trivial"].items())) for r in records if r.get("trivial")}
+    if len(seen) > 1:
+        raise ConfigError(f"records disagree on the trivial predictors' scores ({sorted(seen)[:2]}...): they were "
+                          "scored on different test splits; build one board per data set")
+    return dict(seen.pop()) if seen else {}
+
+
+def pretraining_notes(records: list[dict]) -> tuple[list[str], bool, int]:
+    """(notes, healthy, pretraining runs) of one row: a failed health check marks it undertrained."""
+    health = [r["pretrain_health"] for r in records if r.get("pretrain_health")]
+    runs = len({r.get("config", {}).get("extra", {}).get("pretrain_hash") for r in records} - {None})
+    failed = [h for h in health if not h.get("passed")]
+    if not failed:
+        return [], True, runs
+    return [f"undertrained: pretraining health check failed ({describe(failed[0])})"], False, runs
+
+
+def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
+    """seed -> value when seeds are unique (so rows can pair by seed), else the plain values."""
+    seeds = [int(r["seed"]) for r in records]
+    if len(set(seeds)) == len(seeds):
+        return {s: float(r["value"]) for s, r in sorted(zip(seeds, records))}
+    return [float(r["value"]) for r in records]
+
+
+def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference: str = "tower",
+                      paired: bool | Literal["auto"] = "auto", holm: bool = True,
+                      thresholds: Sequence[float] = stats.PAPER_THRESHOLDS, label_fraction: float = 1.0,
+                      budget: str | None = None, protocol: str = PROTOCOL) -> pd.DataFrame:
+    """One row per (budget, init) of ``task`` at ``label_fraction`` under ``protocol``; tests every row vs
+    ``reference``. Records of other protocols are never pooled in: each protocol has its own board.
+
+    paired="auto" pairs by seed when both rows have the same seeds, else Welch's t-test.
+    Each budget's p-values (all rows vs the reference) are also Holm-Bonferroni adjusted (``p_holm``); holm=True
+    (the default) sets the stars from the adjusted ones.
+    """
+    if paired not in ("auto", True, False):
+        raise ValueError(f"paired must be 'auto', True or False, got {paired!r}")
+    records = list(records)
+    chosen = [r for r in records if r["task"] == task and float(r["label_fraction"]) == float(label_fraction)
+              and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
+    if not chosen:
+        have = sorted({(r["task"], float(r["label_fraction"]), r["budget"], protocol_of(r)) for r in records})
+        raise ConfigError(f"no results for task {task!r} at label_fraction={label_fraction}"
+                          f"{'' if budget is None else f' and budget {budget!r}'} with protocol {protocol!r}; the "
+                          f"store has (task, fraction, budget, protocol) {have}")
+    metrics = sorted({r["metric"] for r in chosen})
+    if len(metrics) > 1:
+        raise ConfigError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in chosen:
+        groups[(r["budget"], r["init"])].append(r)
+
+    rows = []
+    for bud in sorted({b for b, _ in groups}):
+        inits = sorted(i for b, i in groups if b == bud)
+        floor = trivial_rows([r for i in inits for r in groups[(bud, i)]])
+        ref_values = _row_values(groups[(bud, reference)]) if reference in inits else None
+        block = []
+        for init in inits:
+            recs = groups[(bud, init)]
+            values = _row_values(recs)
+            summary = stats.summarize(values)
+            configs = sorted({r["config_hash"] for r in recs})
+            notes = [] if len(configs) == 1 else [f"{len(configs)} configs pooled"]
+            wilcoxon, sd = math.nan, math.nan
+            if init == reference:
+                cmp = stats.Comparison(math.nan, "reference")
+            elif ref_values is None:
+                cmp = stats.Comparison(math.nan, "none", f"no {reference!r} results")
+            else:
+                try:
+                    cmp = stats.compare(values, ref_values, None if paired == "auto" else paired)
+                except ValueError as err:
+                    raise ValueError(f"{init} vs {reference}: {err}") from None
+                if cmp.test == "paired":
+                    wilcoxon, sd = stats.wilcoxon_p(values, ref_values), paired_sd(values, ref_values)
+            notes += [cmp.note] if cmp.note else []
+            # the paper: all labels, fine-tuned
+            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 and protocol == PROTOCOL else None
+            v = list(values.values()) if isinstance(values, Mapping) else values
+            health_notes, healthy, runs = pretraining_notes(recs)
+            beats = not floor or min(v) > max(floor.values()) + TRIVIAL_MARGIN
+            if not beats:
+                notes.append(f"does not beat the trivial row ({max(floor.values()):.2f}) by {TRIVIAL_MARGIN:g} "
+                             "points on every seed")
+            converged, all_converged = convergence(recs)
+            if not all_converged:
+                notes.append(f"not converged: {converged} runs reached the plateau rule")
+            ref_paper = ref.paper_value(task, reference) if paper is not None else None
+            gap = math.nan if paper is None or ref_paper is None else paper.mean - ref_paper.mean
+            block.append({
+                "init": init, "kind": "init", "budget": bud, "label_fraction": float(label_fraction), "n": summary.n,
+                "mean": summary.mean, "std": summary.std, "ci": summary.ci, "p": cmp.p, "p_holm": math.nan,
+                "wilcoxon": wilcoxon, "test": cmp.test,
+                "mdd": stats.min_detectable_difference(sd, summary.n, thresholds[0], POWER),
+                "paper": "" if paper is None else str(paper),
+                "paper_mean": math.nan if paper is None else paper.mean,
+                "paper_std": math.nan if paper is None or paper.std is None else paper.std,
+                "paper_seeds": stats.seeds_needed(gap, sd, thresholds[0], POWER),
+                "converged": converged, "counts": beats and healthy and all_converged, "pretrain_runs": runs,
+                "seeds": sorted(int(r["seed"]) for r in recs), "values": v,
+                "configs": " ".join(configs), "note": "; ".join(health_notes + notes),
+            })
+        for row, p in zip(block, stats.holm([row["p"] for row in block])):
+            row["p_holm"] = p
+        best = max(row["mean"] for row in block)
+        imagenet = next((row["mean"] for row in block if row["init"] == "imagenet"), None)
+        for row in block:
+            row["stars"] = stats.stars(row["p_holm"] if holm else row["p"], thresholds)
+            row["bold"] = row["mean"] == best
+            row["underline"] = imagenet is not None and row["init"] != "imagenet" and row["mean"] > imagenet
+        rows += sorted(block, key=lambda row: -row["mean"])
+        rows += [{"init": f"trivial: {name}", "kind": "trivial", "budget": bud, "label_fraction": float(label_fraction),
+                  "n": 0, "mean": value, "std": math.nan, "ci": math.nan, "p": math.nan, "p_holm": math.nan,
+                  "wilcoxon": math.nan, "test": "none", "stars": "", "mdd": math.nan, "paper": "",
+                  "paper_mean": math.nan, "paper_std": math.nan, "paper_seeds": None, "bold": False,
+                  "underline": False, "converged": "–", "counts": False, "pretrain_runs": 0, "seeds": [], "values": [],
+                  "configs": "",
+                  "note": "no model: the same test split"}
+                 for name, value in sorted(floor.items(), key=lambda kv: -kv[1])]
+
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
+                    thresholds=tuple(thresholds), label_fraction=float(label_fraction), protocol=protocol,
+                    aa=aa_control(groups), mdd=board_mdd(df))
+    return df
+
+
+def aa_control(groups: Mapping[tuple[str, str], list[dict]]) -> dict | None:
+    """The A/A pair's difference and tests (per budget, the first that has both), or None without the pair."""
+    for (bud, init), recs in sorted(groups.items()):
+        other = groups.get((bud, AA_PAIR[1]))
+        if init != AA_PAIR[0] or not other:
+            continue
+        a, b = _row_values(recs), _row_values(other)
+        cmp = stats.compare(a, b)
+        diff = stats.summarize(list(a.values()) if isinstance(a, Mapping) else a).mean - \
+            stats.summarize(list(b.values()) if isinstance(b, Mapping) else b).mean
+        wilcoxon = stats.wilcoxon_p(a, b) if cmp.test == "paired" else math.nan
+        return {"budget": bud, "diff": diff, "p": cmp.p, "test": cmp.test, "wilcoxon": wilcoxon}
+    return None
+
+
+def board_mdd(df: pd.DataFrame) -> float:
+    """The board's minimum detectable difference: the median over its rows paired with the reference."""
+    values = [x for x in df.loc[df["kind"] == "init", "mdd"] if math.isfinite(x)]
+    return float(pd.Series(values).median()) if values else math.nan
+
+
+def variance_note(df: pd.DataFrame) -> str:
+    """Which variance the std columns hold: fine-tuning seeds alone, or pretraining runs too."""
+    runs = sorted(set(df.loc[df["kind"] == "init", "pretrain_runs"]) - {0})
+    if not runs:
+        return "over fine-tuning seeds (no pretrained init)"
+    if runs == [1]:
+        return "over fine-tuning seeds of one pretraining run per method (pretraining variance not included)"
+    return f"over fine-tuning seeds pooled over {'/'.join(map(str, runs))} pretraining runs per method"
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _mean_std(row) -> str:
+    return _fmt(row.mean) if not math.isfinite(row.std) else f"{_fmt(row.mean)} ± {_fmt(row.std)}"
+
+
+def _fmt_p(p: float) -> str:
+    return "–" if p is None or not math.isfinite(p) else f"{p:.2g}"
+
+
+def _seeds(n) -> str:
+    return "–" if n is None or (isinstance(n, float) and not math.isfinite(n)) else str(int(n))
+
+
+def legend(df: pd.DataFrame) -> str:
+    """What the marks mean, from the thresholds and tests actually used."""
+    a = df.attrs
+    marks = ", ".join(f"{'*' * (i + 1)} p<{t:g}" for i, t in enumerate(a.get("thresholds", stats.PAPER_THRESHOLDS)))
+    test = {True: "paired by seed", False: "Welch's"}.get(a.get("paired"), "paired by seed when seeds match, else Welch's")
+    alpha = a.get("thresholds", stats.PAPER_THRESHOLDS)[0]
+    return (f"Two-sided t-test vs {a.get('reference', 'tower')!r} ({test}); stars from the "
+            f"{'Holm-adjusted' if a.get('holm', True) else 'unadjusted'} p: {marks}; W = exact Wilcoxon signed-rank p "
+            f"(paired rows). MDD = the smallest difference the paired test detects with {POWER:.0%} power at "
+            f"alpha {alpha:g} with this row's paired std and n; 'paper n' = seeds the paper's gap to the reference "
+            f"would need at that power. Best mean in bold; "
+            f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width. "
+            f"{'Dice = mean over test images. ' if a.get('metric') == 'dice' else ''}"
+            f"'trivial' rows look at no image (the same test split); a row counts "
+            f"only when every seed beats the best of them by {TRIVIAL_MARGIN:g} points, every run converged "
+            f"(the plateau rule) and its pretraining passed the health check (benchmark/pretraining/health.py).")
+
+
+def controls_line(df: pd.DataFrame) -> str:
+    """The board's controls and power in one line: the A/A pair's difference and p, and the median MDD."""
+    a = df.attrs
+    parts = []
+    aa = a.get("aa")
+    if aa:
+        parts.append(f"A/A control ({AA_PAIR[0]} vs {AA_PAIR[1]}, expected to tie): difference {aa['diff']:+.2f}, "
+                     f"p = {_fmt_p(aa['p'])} ({aa['test']}), W = {_fmt_p(aa['wilcoxon'])}")
+    else:
+        parts.append(f"no A/A control on this board ({AA_PAIR[0]} absent): its false-positive rate is not shown")
+    if "supervised" not in set(df["init"]):
+        parts.append("no positive control (supervised) on this board")
+    mdd = a.get("mdd", math.nan)
+    parts.append(f"minimum detectable difference (median over rows): {_fmt(mdd)} points" if math.isfinite(mdd) else
+                 "minimum detectable difference: not computable (no paired rows with 2+ seeds)")
+    return "; ".join(parts) + "."
+
+
+def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
+    metric = df.attrs.get("metric", "value")
+    lines = [f"# {name}", ""]
+    lines += [f"- **{k}**: `{v}`" for k, v in stamp.items()]
+    lines += ["", controls_line(df), ""]
+    lines += [f"| init | budget | n | {metric} (%) | 95% CI ± | p vs {df.attrs.get('reference', 'tower')} | p Holm | W "
+              "| MDD | paper | paper n | converged | counts | note |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    for row in df.itertuples():
+        cell = _mean_std(row)
+        if row.bold:
+            cell = f"**{cell}**"
+        if row.underline:
+            cell = f"<u>{cell}</u>"
+        cell += "\\*" * len(row.stars)
+        counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "**no**")
+        init = f"*{row.init}*" if row.kind == "trivial" else row.init
+        lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
+                     f"| {_fmt_p(row.p_holm)} | {_fmt_p(row.wilcoxon)} | {_fmt(row.mdd)} | {row.paper or '–'} "
+                     f"| {_seeds(row.paper_seeds)} | {row.converged} | {counts} | {row.note} |")
+    lines += ["", legend(df), ""]
+    return "\n".join(lines)
+
+
+def figure(df: pd.DataFrame, title: str, into=None):
+    """Every seed as a dot with the mean ± 95% CI, the paper's value as a diamond, the trivial rows as lines,
+    stars above; the value axis starts at 0, so no difference is drawn larger than it is. Draws ``into`` a
+    given figure (resized to fit) or a new one."""
+    from benchmark.results.report import style
+
+    floor = df[df["kind"] == "trivial"]
+    df = df[df["kind"] != "trivial"].reset_index(drop=True)
+    several = df["budget"].nunique() > 1
+    labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
+    size = (max(5.0, 0.8 * len(df) + 3.0), 4.0)
+    fig = style.new_figure(size) if into is None else into
+    fig.set_size_inches(*size)
+    ax = fig.subplots()
+    x = list(range(len(df)))
+    style.seed_dots(ax, list(df.itertuples()), x, style.colors(df["init"]))
+    has_paper = df["paper_mean"].notna()
+    if has_paper.any():
+        ax.scatter([i + 0.3 for i in x if has_paper.iloc[i]], df.loc[has_paper, "paper_mean"], marker="D", s=30,
+                   color="white", edgecolor="black", zorder=4, label="paper")
+    for line, row in zip(style.TRIVIAL_STYLES, floor.drop_duplicates(["init", "mean"]).itertuples()):
+        ax.axhline(row.mean, color="black", linestyle=line, linewidth=0.8, label=row.init)
+    tops = [max(list(r.values) + [r.mean + (r.ci if math.isfinite(r.ci) else 0.0)]) for r in df.itertuples()]
+    hi = max(tops + list(df["paper_mean"].dropna()) + list(floor["mean"]))
+    for i, r in enumerate(df.itertuples()):
+        if r.stars:
+            ax.annotate(r.stars, (i, tops[i]), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom")
+    ax.set_ylim(0, hi * 1.12 if hi > 0 else 1.0)  # from 0: a cut axis would exaggerate the differences
+    ax.set_xlim(-0.6, len(df) - 0.4)
+    ax.set_xticks(x, labels, rotation=30 if len(df) > 5 else 0, ha="right" if len(df) > 5 else "center")
+    ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
+    style.title(fig, title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, under the title
+    return fig
+
+
+def plot(df: pd.DataFrame, path: Path, title: str, stamp_line: str = "") -> dict[str, Path]:
+    """The board's figure, ``stamp_line`` as its footer, as PNG (200 dpi), PDF and SVG beside ``path``."""
+    from benchmark.results.report import style
+
+    return style.save(style.render(lambda fig: figure(df, title, into=fig), stamp_line), path)
+
+
+def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: Mapping[str, Any],
+                      records: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
+    """Write ``<name>.md`` (stamped table with marks), ``<name>.tex`` (the same as a booktabs table),
+    ``<name>.csv`` (plain numbers), ``<name>.html`` (+ the folder's ``index.html``), the figure as
+    ``<name>.png/.pdf/.svg`` and, given the records behind it, ``<name>.records.jsonl`` (one per line),
+    from which anyone can recompute every number of the board; the stamp then names that file and its
+    content hash. A rebuild that changes neither the CSV nor the records keeps the figures
+    (``figure_is_current``) and rewrites neither file (a 10,000-record file is ~0.4 s to write)."""
+    import hashlib
+    import json
+
+    from benchmark.results.report import html, latex
+    from benchmark.results.report.style import FORMATS
+
+    if df.empty:
+        raise ValueError("leaderboard is empty: nothing to write")
+    out = Path(out_dir)
+    paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
+    texts = {"csv": df[CSV_COLUMNS].to_csv(index=False)}
+    if records:
+        rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
+        texts["records"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        paths["records"] = out / f"{name}.records.jsonl"
+        digest = hashlib.sha256(texts["records"].encode()).hexdigest()[:16]
+        stamp = {**stamp, "records": f"{paths['records'].name} (sha256 {digest})"}
+    figures = {ext: out / f"{name}.{ext}" for ext in FORMATS}
+    unchanged = {key: _holds(paths[key], text) for key, text in texts.items()}
+    current = "records" in texts and all(unchanged.values()) and figure_is_current(list(figures.values()))
+    atomic_write_text(paths["md"], to_markdown(df, stamp, name))
+    atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
+    for key, text in texts.items():
+        if not unchanged[key]:
+            atomic_write_text(paths[key], text)
+    if current:
+        paths.update(figures)
+    else:
+        a = df.attrs
+        paths.update(plot(df, figures["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
+                          f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
+                          " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
+    paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
+    return paths
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Whether ``path`` already holds exactly ``text``."""
+    return path.is_file() and path.read_text() == text
+
+
+def figure_is_current(figures: Sequence[Path]) -> bool:
+    """Whether the ``figures`` files are newer than every module of this package (the code that draws them).
+
+    ``write_leaderboard`` keeps them when, besides, the board's CSV and records (all a figure draws) are
+    unchanged. Drawing costs more than the rest of a 10,000-record board: matplotlib's import alone is ~0.4 s.
+    """
+    code = max(p.stat().st_mtime for p in Path(__file__).parent.rglob("*.py"))
+    return all(f.is_file() and f.stat().st_mtime > code for f in figures)
+
+
+def _precision(record: Mapping[str, Any]) -> str:
+    """How a record's fine-tuning ran: ``fast`` is set only where the device runs bf16 natively."""
+    return "bf16 + channels_last" if record.get("config", {}).get("fast") else "fp32"
+
+
+def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = True,
+                        budget: str | None = None, label_fraction: float = 1.0, name: str | None = None,
+                        command: str | None = None, show: bool = True, protocol: str = PROTOCOL) -> list[Path]:
+    """Rebuild a task's leaderboard from the store, write Markdown + CSV + PNG, print it; returns the files.
+
+    ``command`` is the command stamped on the files (default: the equivalent ``tower-bench leaderboard``).
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from benchmark.results.store import ResultStore
+
+    if not Path(store).is_dir():
+        raise MissingFileError(f"results store {store} not found; run fine-tuning first or pass --store")
+    records = ResultStore(store).records(task)
+    if not records:
+        tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
+        raise ConfigError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
+    df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction,
+                           protocol=protocol)
+    used = [r for r in records if float(r["label_fraction"]) == label_fraction
+            and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
+    data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
+    if command is None:
+        args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + ([] if holm else ["--no-holm"])
+        args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
+        args += [] if protocol == PROTOCOL else [f"--protocol {protocol}"]
+        command = f"tower-bench leaderboard {task} " + " ".join(args)
+    stamp = {
+        "command": command,
+        "budget": ", ".join(sorted(df["budget"].unique())),
+        "protocol": protocol,
+        "data": f"{len(used)} records of {task}" + (f" from {', '.join(data_roots)}" if data_roots else ""),
+        "input": "; ".join(sorted({r["input"] for r in used if r.get("input")})) or "not recorded",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config hashes": ", ".join(sorted({r["config_hash"] for r in used})),
+        "fine-tuning precision": ", ".join(sorted({_precision(r) for r in used})),
+        "variance": variance_note(df),
+        "tower-bench": package_version(),
+    }
+    name = name or board_name(task, budget, protocol=protocol)
+    used = [r for r in used if r["budget"] in set(df["budget"])]
+    paths = write_leaderboard(df, out, name, stamp, used)
+    if show:
+        table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
+                      "counts", "note", title=f"{task} leaderboard ({protocol})")
+        for column in table.columns:  # a narrow terminal wraps cells, never cuts a name or a number
+            column.overflow = "fold"
+        for row in df.itertuples():
+            style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
+            counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")
+            table.add_row(escape(row.init), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
+                          _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
+                          style="italic" if row.kind == "trivial" else style)
+        console = Console()
+        console.print(table)
+        console.print(controls_line(df))
+        console.print(legend(df))
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return list(paths.values())
