@@ -163,49 +163,65 @@ def test_jobs_pickle_without_their_task_cache(workdir):
 
 
 def test_workers_sharing_a_queue_run_every_job_exactly_once(tmp_path):
-    """Two workers over the same list: the one that is free takes the next job, none runs twice."""
+    """Two workers over the same list: the one that is free takes the next job, none runs twice. Job 0 holds its
+    worker until every other job has ended (an event, not a sleep), so the other worker must take them all."""
     import threading
-    import time
 
     ran: list[tuple[str, int]] = []
+    rest_done = threading.Event()
 
     class Job:
-        def __init__(self, i, seconds):
-            self.i, self.seconds = i, seconds
+        def __init__(self, i):
+            self.i = i
 
         def __call__(self, progress):
             ran.append((threading.current_thread().name, self.i))
-            time.sleep(self.seconds)
+            if self.i == 0:
+                assert rest_done.wait(timeout=60), "the other worker never took the rest"
+            elif {i for _, i in ran} >= set(range(1, 8)):
+                rest_done.set()
 
-    jobs = [Job(0, 0.3)] + [Job(i, 0.01) for i in range(1, 8)]  # a long first job: the other worker takes the rest
-    workers = [threading.Thread(target=execute, args=(jobs, None, tmp_path), name=f"w{w}") for w in range(2)]
+    jobs = [Job(i) for i in range(8)]
+    failures: list[str] = []
+    workers = [threading.Thread(target=lambda: failures.extend(execute(jobs, None, tmp_path)), name=f"w{w}")
+               for w in range(2)]
     for w in workers:
         w.start()
     for w in workers:
-        w.join()
-    assert sorted(i for _, i in ran) == list(range(8))
+        w.join(timeout=90)
+    assert failures == [] and sorted(i for _, i in ran) == list(range(8))
     long_worker = next(name for name, i in ran if i == 0)
     assert [i for name, i in ran if name == long_worker] == [0]
     assert execute(jobs, None, tmp_path) == [] and len(ran) == 8  # all claimed: a third worker finds nothing
 
 
-class _Timed:
-    """A job that logs when it starts and ends (``log``: list shared by the worker threads)."""
+class _Gated:
+    """A job that logs its start and end (``log``: shared by the worker threads) and, with ``until``, holds its
+    worker until those jobs have ended: orderings are forced by events, never by sleeping."""
 
-    def __init__(self, name, seconds, log, fail=False):
-        self.name, self.seconds, self.log, self.fail = name, seconds, log, fail
+    def __init__(self, name, log, ended, until=(), fail=False):
+        self.name, self.log, self.ended, self.until, self.fail = name, log, ended, until, fail
 
     def __str__(self):
         return self.name
 
     def __call__(self, progress):
-        import time
+        self.log.append(("start", self.name))
+        try:
+            for other in self.until:
+                assert self.ended[other].wait(timeout=60), f"{self.name} waited for {other} in vain"
+            if self.fail:
+                raise RuntimeError("diverged")
+        finally:
+            self.log.append(("end", self.name))
+            self.ended[self.name].set()
 
-        self.log.append(("start", self.name, time.monotonic()))
-        time.sleep(self.seconds)
-        self.log.append(("end", self.name, time.monotonic()))
-        if self.fail:
-            raise RuntimeError("diverged")
+
+def _gated(log, names, until=None, fail=()):
+    import threading
+
+    ended = {n: threading.Event() for n in names}
+    return [_Gated(n, log, ended, (until or {}).get(n, ()), n in fail) for n in names]
 
 
 def _two_workers(jobs, after, queue):
@@ -216,30 +232,29 @@ def _two_workers(jobs, after, queue):
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=30)
+        w.join(timeout=90)
     assert not any(w.is_alive() for w in workers), "a worker still waits"
     return failures
 
 
 def test_fine_tuning_waits_only_for_its_own_pretraining(tmp_path):
-    """Two workers, pretrainings P0 (short) and P1 (long): fine-tunings of P0 and of random init run
-    while P1 still pretrains, a fine-tuning of P1 starts only after P1 ended."""
-    log = []
-    jobs = [_Timed("P0", 0.1, log), _Timed("P1", 1.0, log),
-            _Timed("random", 0.05, log), _Timed("ft-P0", 0.05, log), _Timed("ft-P1", 0.05, log)]
+    """Two workers, pretrainings P0 and P1: P1 cannot end before random init and P0's fine-tuning have ended, so
+    the sweep finishes only if they run while P1 still pretrains; P1's fine-tuning starts after P1 ended."""
+    log: list[tuple[str, str]] = []
+    jobs = _gated(log, ["P0", "P1", "random", "ft-P0", "ft-P1"], until={"P1": ["random", "ft-P0"]})
     assert _two_workers(jobs, [None, None, None, 0, 1], tmp_path) == []
-    at = {(kind, name): t for kind, name, t in log}
-    assert at[("start", "ft-P0")] >= at[("end", "P0")] and at[("start", "ft-P1")] >= at[("end", "P1")]
-    assert at[("end", "random")] < at[("end", "P1")] and at[("end", "ft-P0")] < at[("end", "P1")]
+    order = log.index
+    assert order(("start", "ft-P0")) > order(("end", "P0")) and order(("start", "ft-P1")) > order(("end", "P1"))
+    assert order(("end", "random")) < order(("end", "P1")) and order(("end", "ft-P0")) < order(("end", "P1"))
 
 
 def test_a_failed_pretraining_skips_its_fine_tuning_and_a_dead_worker_blocks_nobody(tmp_path):
-    log = []
-    jobs = [_Timed("P0", 0.1, log, fail=True), _Timed("random", 0.05, log), _Timed("ft-P0", 0.05, log)]
+    log: list[tuple[str, str]] = []
+    jobs = _gated(log, ["P0", "random", "ft-P0"], fail={"P0"})
     (tmp_path / "q1").mkdir()
     failures = _two_workers(jobs, [None, None, 0], tmp_path / "q1")
     assert sorted(failures) == ["P0: RuntimeError: diverged", "ft-P0: skipped: P0 failed"]
-    assert [name for kind, name, _ in log if kind == "start"] == ["P0", "random"]
+    assert sorted(name for kind, name in log if kind == "start") == ["P0", "random"]  # ft-P0 never started
     # a worker killed while pretraining leaves a claim with its pid and no end: the waiter goes on
     import subprocess
     import sys
@@ -248,8 +263,7 @@ def test_a_failed_pretraining_skips_its_fine_tuning_and_a_dead_worker_blocks_nob
     queue.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (queue / "job-0").write_text(dead.stdout.strip())
-    assert execute([_Timed("P0", 0, log), _Timed("ft-P0", 0, log)], None, queue, [None, 0]) == \
-        ["ft-P0: skipped: P0 failed"]
+    assert execute(_gated(log, ["P0", "ft-P0"]), None, queue, [None, 0]) == ["ft-P0: skipped: P0 failed"]
 
 
 def test_plan_orders_fine_tuning_by_the_pretraining_it_waits_for(workdir):

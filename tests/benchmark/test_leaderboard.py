@@ -68,15 +68,19 @@ def test_bold_best_and_underline_beats_imagenet():
 
 def test_holm_adjusts_against_reference():
     vals = {"tower": [80, 81, 82, 80.5], "a": [79, 80, 81.5, 80], "b": [70, 71, 72, 70.5], "c": [78, 78.5, 80, 79]}
-    raw = build_leaderboard(records(vals), "drive")
-    adj = build_leaderboard(records(vals), "drive", holm=True)
+    raw = build_leaderboard(records(vals), "drive", holm=False)
+    adj = build_leaderboard(records(vals), "drive")  # Holm is the default
     inits = ["a", "b", "c"]
+    assert [row(adj, i)["p"] for i in inits] == [row(raw, i)["p"] for i in inits]  # the raw p stays in "p"
     expected = holm([row(raw, i)["p"] for i in inits])
-    assert [row(adj, i)["p"] for i in inits] == pytest.approx(expected)
+    assert [row(adj, i)["p_holm"] for i in inits] == pytest.approx(expected)
     # by hand: smallest p times 3
     smallest = min(inits, key=lambda i: row(raw, i)["p"])
-    assert row(adj, smallest)["p"] == pytest.approx(min(1.0, 3 * row(raw, smallest)["p"]))
-    assert all(row(adj, i)["p"] >= row(raw, i)["p"] for i in inits)
+    assert row(adj, smallest)["p_holm"] == pytest.approx(min(1.0, 3 * row(raw, smallest)["p"]))
+    assert all(row(adj, i)["p_holm"] >= row(raw, i)["p"] for i in inits)
+    # the stars follow the adjusted p by default and the raw p with holm=False
+    assert [row(adj, i)["stars"] for i in inits] == [stars(row(adj, i)["p_holm"]) for i in inits]
+    assert [row(raw, i)["stars"] for i in inits] == [stars(row(raw, i)["p"]) for i in inits]
 
 
 def test_paper_column_and_small_n_note():
@@ -126,9 +130,9 @@ def test_leaderboard_command_end_to_end(tmp_path, capsys):
     for r in records({"tower": [80.0, 81.0, 82.0], "random": [70.0, 71.0, 72.5]}):
         fast = r["init"] == "tower"
         store.put({**r, "config": {"data_root": "/data/DRIVE", "fast": fast}, "config_hash": "abc123"})
-    leaderboard_command("drive", store=store.root, out=tmp_path / "lb", holm=True)
+    leaderboard_command("drive", store=store.root, out=tmp_path / "lb")  # Holm by default
     md = (tmp_path / "lb" / "drive.md").read_text()
-    assert "--holm" in md and "6 records of drive from DRIVE" in md and "/data/DRIVE" not in md and "Holm-adjusted" in md
+    assert "--no-holm" not in md and "6 records of drive from DRIVE" in md and "/data/DRIVE" not in md and "Holm-adjusted" in md
     assert "**fine-tuning precision**: `bf16 + channels_last, fp32`" in md  # how the rows ran, both named
     assert (tmp_path / "lb" / "drive.png").is_file()
     printed = capsys.readouterr().out

@@ -138,8 +138,9 @@ def test_config_hash_ignores_where_and_how_fast_but_not_what():
 def test_a_method_revision_renames_its_runs_but_revision_1_keeps_old_hashes():
     """A code change that changes what a method computes bumps ``revision``: its runs get a new hash, so
     ``run`` never reuses (nor ``--resume`` continues) a run made by the older code."""
-    cfg = PretrainConfig(method="tower")
-    assert cfg.hash() == "6b847fb4206e"  # the hash this config had before revisions existed
+    cfg = PretrainConfig(method="tower", health_holdout=64)
+    assert cfg.hash() == "6b847fb4206e"  # the hash this config had before revisions (and the 512-image holdout)
+    assert PretrainConfig(method="tower").hash() != cfg.hash()  # today's holdout trains on other images
     assert cfg.replace(method_revision=2).hash() != cfg.hash()
     assert resolve(cfg, 32).method_revision == registry.method_class("tower").revision == 2
     assert resolve(cfg.replace(method="simclr"), 32).method_revision == 1

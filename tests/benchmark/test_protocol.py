@@ -58,7 +58,9 @@ def test_schedule_counts_patience_in_steps_with_floors():
                          min_steps=1000, eval_every=10)
     tiny = Schedule.of(cfg, 16)  # DRIVE at the paper budget: one step per epoch
     assert (tiny.steps_per_epoch, tiny.total, tiny.eval_every, tiny.patience) == (1, 1000, 10, 300)
-    assert not tiny.stops(400, 50) and tiny.stops(500, 150) and not tiny.stops(500, 250)
+    no_curve: tuple[list, list] = ([], [])  # the patience rule (plateau_share 0) reads only the best step
+    assert not tiny.stops(400, 50, *no_curve) and tiny.stops(500, 150, *no_curve)
+    assert not tiny.stops(500, 250, *no_curve)
     assert tiny.evaluates(10) and not tiny.evaluates(11) and tiny.evaluates(1000)
     big = Schedule.of(cfg, 32 * 700)  # a big split keeps the paper's epochs, patience and checks per epoch
     assert (big.total, big.eval_every, big.patience) == (200 * 700, 700, 30 * 700)

@@ -116,7 +116,7 @@ def test_label_fraction_above_one_for_run(capsys, store):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (("run", "--method", "tower,bogus"), ("unknown method 'bogus'", "tower, simclr", "random, imagenet")),
+    (("run", "--method", "tower,bogus"), ("unknown method 'bogus'", "tower, simclr", "random, random-aa, imagenet")),
     (("run", "--task", "bogus"), ("unknown task 'bogus'", "drive", "synth-fundus")),
     (("finetune", "--task", "bogus"), ("unknown task 'bogus'", "breastmnist", "drive")),
     (("pretrain", "--method", "bogus"), ("unknown method 'bogus'", "byol, genesis, moco, simclr, tower")),
