@@ -50,16 +50,23 @@ def finetune_command(
     import typer
 
     from benchmark.core import registry
+    from benchmark.core.config import PROTOCOLS
+    from benchmark.core.names import SUPERVISED, check_choice, check_init, check_tasks
+
+    # names first, before torch is imported: a typo answers in a second
+    check_init(init), check_tasks(task), check_choice("protocol", protocol, PROTOCOLS)
     from benchmark.core.config import FinetuneConfig, sized
     from benchmark.core.config import budget as get_budget
     from benchmark.finetuning.protocols import finetune
     from benchmark.results.store import ResultStore
-    from benchmark.sweep.run import command_line, make_task
+    from benchmark.sweep.run import command_line, make_task, method_export
 
     task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     data_root = registry.own_manifest(task) or data_root
     b = sized(get_budget(budget), image_size)
     task_obj = make_task(task, data_root, b.image_size, download)
+    if init in registry.METHODS or init in registry.VARIANTS or init == SUPERVISED:
+        init = str(method_export(init, task_obj, task, b, data_root))
     cfg = FinetuneConfig.from_budget(
         b, task_obj, task, protocol=protocol, init=init, init_decoder=init_decoder, seed=seed,
         label_fraction=label_fraction, batch_size=batch_size, lr=lr, epochs=epochs, data_root=data_root,

@@ -16,7 +16,8 @@ from benchmark.errors import ConfigError
 
 DEFAULT_BUDGET = "cpu"
 DEFAULT_STORE = Path("runs/results")
-DEFAULT_BOARDS = Path("leaderboards")
+# user runs write here; the committed reference boards under leaderboards/ change only with an explicit --out
+DEFAULT_BOARDS = Path("runs/leaderboards")
 
 
 def split_list(spec: str, cast: Callable[[str], Any] = str) -> list:
@@ -52,7 +53,9 @@ Seed = Annotated[int, typer.Option("--seed", help="random seed (initialisation, 
 Task = Annotated[str, typer.Option("--task", help="a task (tower-bench tasks), a CSV manifest or a data folder")]
 Method = Annotated[str, typer.Option("--method", help="pretraining method (tower-bench methods)")]
 Store = Annotated[Path, typer.Option("--store", help="results store (one JSON file per record)")]
-Boards = Annotated[Path, typer.Option("--out", help="folder the Markdown, CSV and PNG files are written to")]
+Boards = Annotated[Path, typer.Option(
+    "--out", help="folder the board files are written to (default runs/leaderboards; the committed reference boards: "
+                  "--out leaderboards)")]
 DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="the task's data folder (with several tasks: a parent of one folder per task)")]
 ImagenetWeights = Annotated[Optional[Path], typer.Option(
@@ -138,7 +141,9 @@ Compile = Annotated[bool, typer.Option("--compile/--no-compile", help="torch.com
 Gpus = Annotated[int, typer.Option("--gpus", help="processes on this machine (one per GPU; gloo processes on CPU)")]
 
 # ----------------------------------------------------------------------------- finetune
-Init = Annotated[str, typer.Option("--init", help="random | imagenet | a weights folder | a Hub id")]
+Init = Annotated[str, typer.Option(
+    "--init", help="random | random-aa | imagenet | a method name (its export from `run` on this task and budget) | a "
+                   "weights folder | a Hub id org/name")]
 InitDecoder = Annotated[Optional[str], typer.Option(
     "--init-decoder", help="segmentation: take the decoder from another init")]
 

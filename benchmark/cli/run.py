@@ -73,8 +73,12 @@ def run_command(
     image_size: ImageSize = None,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
+    from benchmark.core.config import PROTOCOLS, sized
     from benchmark.core.config import budget as get_budget
-    from benchmark.core.config import sized
+    from benchmark.core.names import check_choice, check_methods, check_tasks
+
+    # every name first, before torch is imported: a typo answers in a second with what was meant
+    check_methods(method), check_tasks(task), get_budget(budget), check_choice("protocol", protocol, PROTOCOLS)
     from benchmark.sweep.launch import JobsFailedError, SlurmOptions, make_launcher
     from benchmark.sweep.run import command_line, console, expand_methods, expand_tasks, run
 
@@ -96,4 +100,5 @@ def run_command(
                     chosen, pretrain_seeds, protocol, download)
     except JobsFailedError as err:  # one line; the logs hold the tracebacks
         raise UserError(str(err)) from err
-    console.print("leaderboard files: " + ", ".join(str(p) for p in paths))
+    if not paths:
+        console.print("no leaderboard written (no task had data)")

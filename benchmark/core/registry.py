@@ -12,6 +12,7 @@ import importlib
 import re
 from pathlib import Path
 
+from benchmark.core.names import did_you_mean
 from benchmark.errors import ConfigError, MissingFileError, UnknownNameError
 from benchmark.tasks.medmnist import FLAGS as MEDMNIST_FLAGS  # every 2D flag of medmnist.INFO, listed once there
 
@@ -46,7 +47,8 @@ TASKS: dict[str, str] = {
 
 def _load(kind: str, table: dict[str, str], name: str):
     if name not in table:
-        raise UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(table))}")
+        raise UnknownNameError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; valid {kind}s: "
+                               f"{', '.join(sorted(table))}")
     module, attr = table[name].split(":")
     return getattr(importlib.import_module(module), attr)
 

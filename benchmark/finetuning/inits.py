@@ -12,16 +12,12 @@ from pathlib import Path
 import timm
 import torch
 
+from benchmark.core.names import AA_CONTROL, INIT_FORMS, looks_like_hub_id
 from zoo import UNet, UNetConfig
-from zoo.errors import BadFileError, ConfigError, MissingFileError
+from zoo.errors import BadFileError, ConfigError, MissingFileError, UnknownNameError
 from zoo.export import drop_classifier, load_state, load_tensors
 
-BUILT_IN = ("random", "imagenet")
-# The A/A control: random init drawn from another seed stream (``init_seed``), everything else (labelled subset, batch
-# order, augmentations) as random init's. Two runs of the same method must tie on a board; how often they do not is
-# the board's false-positive rate.
-AA_CONTROL = "random-aa"
-AA_SEED_OFFSET = 1_000_003
+AA_SEED_OFFSET = 1_000_003  # the A/A control's seed stream (names.AA_CONTROL)
 
 
 def init_seed(init: str, seed: int) -> int:
@@ -50,13 +46,26 @@ def _imagenet_from_file(cfg: UNetConfig, path: str | Path) -> UNet:
     return net
 
 
-def imagenet_weights_reachable(encoder: str) -> bool:
-    """Whether timm's ImageNet weights for ``encoder`` can be had without waiting on network retries:
-    already in the Hugging Face cache, or the Hub's host resolves (and offline mode is off)."""
+def hub_reachable() -> bool:
+    """Whether the Hugging Face Hub can answer without network retries: offline mode is off and its host resolves."""
     import socket
     from urllib.parse import urlparse
 
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)
+    except OSError:
+        return False
+    return True
+
+
+def imagenet_weights_reachable(encoder: str) -> bool:
+    """Whether timm's ImageNet weights for ``encoder`` can be had without waiting on network retries:
+    already in the Hugging Face cache, or the Hub reachable."""
+    from huggingface_hub import try_to_load_from_cache
 
     pcfg = timm.models.get_pretrained_cfg(encoder)
     repo = pcfg.hf_hub_id if pcfg else None
@@ -66,13 +75,25 @@ def imagenet_weights_reachable(encoder: str) -> bool:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if isinstance(try_to_load_from_cache(repo, name, revision=revision or None), str):
             return True
-    if constants.HF_HUB_OFFLINE:
-        return False
-    try:
-        socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)
-    except OSError:
-        return False
-    return True
+    return hub_reachable()
+
+
+def check_hub_id(spec: str) -> None:
+    """An ``--init`` that is not a folder must be a Hub id that is cached or reachable: refused at once otherwise
+    (``huggingface_hub`` would retry for half a minute and then blame its cache)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from zoo.hub import CONFIG_FILE
+
+    if Path(spec).is_dir():
+        return
+    if not looks_like_hub_id(spec):
+        raise UnknownNameError(f"--init {spec!r}: no such folder, and not a Hub id (org/name); --init takes {INIT_FORMS}")
+    if isinstance(try_to_load_from_cache(spec, CONFIG_FILE), str) or hub_reachable():
+        return
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub is unreachable"
+    raise MissingFileError(f"--init {spec}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
+                           f"--init takes {INIT_FORMS}")
 
 
 def _imagenet_from_timm(cfg: UNetConfig) -> UNet:
@@ -117,6 +138,7 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
         return UNet.from_config(cfg)
     if spec == "imagenet":
         return _imagenet_from_file(cfg, imagenet_weights) if imagenet_weights else _imagenet_from_timm(cfg)
+    check_hub_id(spec)
     with torch.random.fork_rng(devices=[]):
         # loading must not consume the caller's RNG: the fresh parts below then equal random init's
         pre = UNet.from_pretrained(spec)

@@ -282,7 +282,7 @@ def _export(run: _Run, health: dict | None, last_loss: float | None) -> Path:
 def _printer(enabled: bool):
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     return (lambda msg: console.print(msg, highlight=False, markup=False)) if enabled else (lambda msg: None)
 
 

@@ -445,21 +445,29 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "variance": variance_note(df),
         "tower-bench": package_version(),
     }
-    name = name or board_name(task, budget, protocol=protocol)
+    budgets = sorted(df["budget"].unique())
+    # named as ``run`` names it for the same budget, label fraction and protocol
+    name = name or board_name(task, budget or (budgets[0] if len(budgets) == 1 else None), label_fraction, protocol)
     used = [r for r in used if r["budget"] in set(df["budget"])]
     paths = write_leaderboard(df, out, name, stamp, used)
     if show:
+        console = Console()
+        if not console.is_terminal:  # a log file or a pipe: plain Markdown, whose rows never wrap
+            print("\n".join(to_markdown(df, {}, f"{task} leaderboard ({protocol})").splitlines()[2:]))
+            print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
+            return list(paths.values())
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
                       "counts", "note", title=f"{task} leaderboard ({protocol})")
-        for column in table.columns:  # a narrow terminal wraps cells, never cuts a name or a number
+        for column in table.columns:  # a narrow terminal wraps notes, never a row's name or a number
             column.overflow = "fold"
+        for column in table.columns[:6]:
+            column.no_wrap = True
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
             counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")
             table.add_row(escape(row.init), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
                           _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
                           style="italic" if row.kind == "trivial" else style)
-        console = Console()
         console.print(table)
         console.print(controls_line(df))
         console.print(legend(df))

@@ -33,7 +33,7 @@ from benchmark.errors import ConfigError
 
 LAUNCHERS = ("inline", "local", "slurm")
 DEFAULT_JOBS_DIR = Path("runs/submitit")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a log line is one line, in a log file too
 
 Job = Callable[..., Any]  # job(progress=bool): runs one planned step and writes its output
 
@@ -69,10 +69,15 @@ def _alive(claim_file: Path) -> bool:
     return True
 
 
-def _ended(queue: Path, i: int, ok: bool) -> None:
+def _ended(queue: Path, i: int, ok: bool, line: str = "") -> None:
+    """Mark job ``i`` ended: its status on the first line, its one-line result (or error) on the second."""
     tmp = queue / f".ended-{i}.{os.getpid()}"
-    tmp.write_text("ok" if ok else "failed")
+    tmp.write_text(("ok" if ok else "failed") + "\n" + line)
     os.replace(tmp, queue / f"ended-{i}")
+
+
+def _ok(ended: Path) -> bool:
+    return ended.read_text().split("\n", 1)[0] == "ok"
 
 
 def _succeeded(queue: Path, i: int, poll_s: float = 0.5) -> bool:
@@ -80,9 +85,53 @@ def _succeeded(queue: Path, i: int, poll_s: float = 0.5) -> bool:
     ended = queue / f"ended-{i}"
     while not ended.exists():
         if not _alive(queue / f"job-{i}"):
-            return ended.exists() and ended.read_text() == "ok"
+            return ended.exists() and _ok(ended)
         time.sleep(poll_s)
-    return ended.read_text() == "ok"
+    return _ok(ended)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+class SweepProgress:
+    """What a person watching a sweep needs: jobs done / total, elapsed time and an ETA, and each finished job's
+    one-line result as it lands (a failed one names its log). A live bar on a terminal, plain lines in a log."""
+
+    def __init__(self, total: int, phase: str):
+        self.total, self.done, self.phase, self.start = total, 0, phase, time.monotonic()
+        self.bar = None
+        if console.is_terminal:
+            from rich import progress as bars
+
+            self.bar = bars.Progress(bars.TextColumn(phase), bars.BarColumn(), bars.MofNCompleteColumn(),
+                                     bars.TimeElapsedColumn(), bars.TextColumn("ETA"), bars.TimeRemainingColumn(),
+                                     console=console)
+            self.task = self.bar.add_task(phase, total=total)
+            self.bar.start()
+
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = _clock(elapsed / self.done * (self.total - self.done)) if self.done else "?"
+        return f"[{self.done}/{self.total} {_clock(elapsed)} ETA {eta}]"
+
+    def landed(self, line: str, ok: bool = True) -> None:
+        self.done += 1
+        text = f"{self.status()} {'' if ok else 'FAILED: '}{line}"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _summary(job: Job, result: Any) -> str:
+    return job.summary(result) if hasattr(job, "summary") else str(job)
 
 
 def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None = None,
@@ -100,21 +149,44 @@ def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None 
         if queue is not None and not claim(queue / f"job-{i}"):
             continue
         needed = after[i] if after is not None and queue is not None else None
-        ok = False
+        ok, line = False, ""
         try:
             if needed is not None and not _succeeded(queue, needed):
-                failures.append(f"{job}: skipped: {jobs[needed]} failed")
+                failures.append(line := f"{job}: skipped: {jobs[needed]} failed")
                 console.print(f"[red]{failures[-1]}[/red]")
                 continue
-            job(progress=False)
+            line = _summary(job, job(progress=False))
             ok = True
         except Exception as err:  # noqa: BLE001 - reported to the launcher, the other jobs go on
-            failures.append(f"{job}: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+            failures.append(line := f"{job}: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
             console.print(f"[red]failed: {failures[-1]}[/red]")
         finally:
             if queue is not None:
-                _ended(queue, i, ok)
+                _ended(queue, i, ok, line)
     return failures
+
+
+def _follow(submitted: list, queue: Path, total: int, phase: str, poll_s: float = 1.0) -> None:
+    """While the workers run, report each job of the queue as it ends; a failed one names its worker's log (a local
+    worker's job id is its pid, which its claim files hold)."""
+    logs = {str(job.job_id): job.paths.stderr for job in submitted}
+    report, seen = SweepProgress(total, phase), set()
+    try:
+        while True:
+            running = not all(job.done() for job in submitted)
+            for ended in sorted(queue.glob("ended-*"), key=lambda p: p.stat().st_mtime_ns):
+                if ended.name in seen:
+                    continue
+                seen.add(ended.name)
+                status, _, line = ended.read_text().partition("\n")
+                claimer = (queue / f"job-{ended.name.split('-')[1]}").read_text().strip()
+                log = "" if status == "ok" else f" (log {logs.get(claimer, queue)})"
+                report.landed(line + log, status == "ok")
+            if not running:
+                return
+            time.sleep(poll_s)
+    finally:
+        report.close()
 
 
 def parse_gpus(spec: str) -> list[int]:
@@ -163,8 +235,13 @@ class InlineLauncher(PhasedSweep):
         return None  # this process's own choice: CUDA when present
 
     def run(self, jobs: Sequence[Job], phase: str) -> None:
-        for job in jobs:
-            job(progress=self.progress)
+        report = SweepProgress(len(jobs), phase) if jobs else None
+        try:
+            for job in jobs:
+                report.landed(_summary(job, job(progress=self.progress)))
+        finally:
+            if report is not None:
+                report.close()
 
 
 class LocalLauncher:
@@ -202,6 +279,7 @@ class LocalLauncher:
                 {"visible_gpus": (), "gpus_per_node": 0}
             executor.update_parameters(timeout_min=self.timeout_min, **gpu)
             submitted.append(executor.submit(execute, list(jobs), threads, queue, after))
+        _follow(submitted, queue, len(jobs), phase)
         _wait(submitted, phase, self.folder)
 
     def run_sweep(self, pretrain: Sequence[Job], finetune: Sequence[Job], after: Sequence[int | None]) -> None:

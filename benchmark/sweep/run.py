@@ -21,17 +21,16 @@ from rich.console import Console
 from benchmark.core import registry
 from benchmark.core.config import Budget, FinetuneConfig, PretrainConfig
 from benchmark.core.config import budget as get_budget
-from benchmark.errors import ConfigError, MissingFileError, UnknownNameError
+from benchmark.core.names import SUPERVISED, check_methods, check_tasks
+from benchmark.errors import ConfigError, MissingFileError
 from benchmark.finetuning import supervised
-from benchmark.finetuning.inits import AA_CONTROL, imagenet_weights_reachable
+from benchmark.finetuning.inits import imagenet_weights_reachable
 from benchmark.finetuning.protocols import finetune
 from benchmark.pretraining.loop import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from benchmark.results.store import ResultStore, key_of
 from benchmark.tasks.base import DataError, Task
 
-INITS = ("random", AA_CONTROL, "imagenet")
-CONTROLS = (supervised.SUPERVISED, AA_CONTROL)  # on every board of ``--method all``: the positive and the A/A control
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a log line is one line, in a log file too
 
 
 def command_line() -> str:
@@ -41,23 +40,14 @@ def command_line() -> str:
 
 def expand_methods(spec: str) -> list[str]:
     """``all`` = every registered method, random init, the two controls (``supervised``, ``random-aa``) and ImageNet
-    init (when its weights are at hand)."""
-    if spec == "all":
-        return list(registry.METHODS) + ["random", *CONTROLS, "imagenet"]
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    known = list(registry.METHODS) + list(registry.VARIANTS) + list(INITS) + [supervised.SUPERVISED]
-    for name in names:
-        if name not in known and not Path(name).exists() and "/" not in name:
-            raise UnknownNameError(f"unknown method {name!r}; valid: {', '.join(known)}, a weights folder or a Hub id")
-    return names
+    init (when its weights are at hand); names are checked before anything heavy runs (``names.check_methods``)."""
+    return check_methods(spec)
 
 
 def expand_tasks(spec: str) -> list[str]:
-    if spec == "all":
-        return list(registry.TASKS)
-    names = [s.strip() for s in spec.split(",") if s.strip()]
+    names = check_tasks(spec)
     for name in names:
-        registry.task_class(name)  # raises with the valid names
+        registry.task_class(name)  # a manifest path that is gone raises here, naming it
     return names
 
 
@@ -121,6 +111,13 @@ class ExportJob:
     def train(self, task: Task, progress: bool) -> None:
         raise NotImplementedError
 
+    def summary(self, export: Path) -> str:
+        """One line for the sweep's progress: the export's health check."""
+        from zoo.health import describe
+        from zoo.hub import load_config
+
+        return f"{self.method} pretrained: {describe(load_config(export).health)}"
+
 
 class PretrainJob(ExportJob):
     """Pretrain ``method`` on one task; reused when exported, resumed from its checkpoint, else trained.
@@ -166,6 +163,25 @@ def pretrain_job(method: str, task: Task, task_name: str, budget: Budget | str, 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as pretrain() picks it
     cfg = resolve(cfg, cfg.image_size or int(images.shape[-1]), device, len(images))
     return PretrainJob(method, cfg, task.image_size, task, registry.own_spec(task_name))
+
+
+def export_job(method: str, task: Task, task_name: str, b: Budget, data_root: Path | None,
+               device: torch.device | None = None, seed: int = 0) -> ExportJob:
+    """The job whose export ``method`` fine-tunes from: its pretraining, or the ``supervised`` control's training."""
+    if method == SUPERVISED:
+        return SupervisedJob(method, supervised.supervised_config(b, task, task_name, data_root, seed=seed),
+                             task.image_size, task, registry.own_spec(task_name))
+    return pretrain_job(method, task, task_name, b, data_root, device, seed)
+
+
+def method_export(method: str, task: Task, task_name: str, b: Budget, data_root: Path | None) -> Path:
+    """``finetune --init <method>``: the export ``run`` made (or would make) of ``method`` on this task and budget."""
+    job = export_job(method, task, task_name, b, data_root)
+    if not job.done():
+        raise MissingFileError(f"--init {method}: no {method} pretraining of {task_name} at budget {b.name} yet "
+                               f"(it would be {job.export}); run `tower-bench run --method {method} --task "
+                               f"{task_name} --budget {b.name}` or `tower-bench pretrain` first, or pass its folder")
+    return job.export
 
 
 def pretrained_init(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
@@ -229,6 +245,16 @@ class FinetuneJob:
         registry.remake_own(self.own)
         return finetune_stored(ResultStore(self.store), self.cfg, self.task, self.name, progress, self.command)
 
+    def summary(self, record: dict) -> str:
+        """One line for the sweep's progress: init, seed, score, the selected step and whether the run converged."""
+        trained = (f", best step {record['best_step']} of {record['steps_run']}"
+                   f"{'' if record.get('converged', True) else ', NOT converged'}" if "steps_run" in record else "")
+        health = record.get("pretrain_health")
+        return (f"{self.name} seed {self.cfg.seed}"
+                f"{'' if self.cfg.label_fraction == 1 else f' fraction {self.cfg.label_fraction:g}'}: "
+                f"{record['metric']} {record['value']:.2f}{trained}"
+                f"{'' if not health else ', pretraining ' + ('healthy' if health.get('passed') else 'UNHEALTHY')}")
+
 
 @dataclass
 class Plan:
@@ -289,10 +315,8 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
             pretrained = method in registry.METHODS or method in registry.VARIANTS
             for k in range(pretrain_seeds):
                 init, pretrain_hash = method, None
-                if pretrained or method == supervised.SUPERVISED:
-                    job = (pretrain_job(method, task, task_name, b, root, device, seed=k) if pretrained else
-                           SupervisedJob(method, supervised.supervised_config(b, task, task_name, root, seed=k),
-                                         task.image_size, task, registry.own_spec(task_name)))
+                if pretrained or method == SUPERVISED:
+                    job = export_job(method, task, task_name, b, root, device, seed=k)
                     init, pretrain_hash = str(job.export), job.cfg.hash()
                     if not job.done():
                         out.pretrain.append(job)
