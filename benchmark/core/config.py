@@ -66,6 +66,7 @@ class Budget:
     finetune_plateau_share: float = 0.0  # see FinetuneConfig.plateau_share
     finetune_plateau_margin: float = 0.0
     finetune_loss: str = "ce"  # segmentation loss: "ce" (the paper) or "ce+dice"
+    finetune_head_init: str = "default"  # the fresh task head's bias: "default" (PyTorch's) or "prior" (the class prior)
     finetune_selection: str = "beats-trivial"  # see FinetuneConfig.selection
     fast: bool = False  # both phases: bf16 autocast + channels_last where the device runs bf16 natively
     # Method hyper-parameters this budget sets (a variant's or the user's own still win); printed with
@@ -110,6 +111,11 @@ BUDGETS: dict[str, Budget] = {
         finetune_min_steps=1000, finetune_patience_steps=80, finetune_stop_after=200, finetune_eval_every=25,
         finetune_plateau_share=0.25, finetune_plateau_margin=1.0,
         finetune_warmup_steps=20, finetune_loss="ce+dice", fast=True,
+        # A fresh head predicts 50/50 on every pixel, i.e. half the field of view as vessel; on some seeds the
+        # run then sat at that all-vessel-like Dice (~20-27) for ~200 steps (the "seed collapse" of the 200-step
+        # protocol). Starting the head's bias at the class prior leaves that phase within 50 steps, for every init
+        # alike (README, "Converged fine-tuning").
+        finetune_head_init="prior",
         # Colour jitter + greyscale keep the classic-augmentation methods at chance for the whole of a
         # short run on one-modality images (measured, see ClassicAugment.with_color_strength).
         method_hparams={m: {"color_strength": 0.0} for m in ("simclr", "byol", "moco")},
@@ -349,7 +355,7 @@ class FinetuneConfig(HashedConfig):
             eval_every=b.finetune_eval_every, warmup_steps=b.finetune_warmup_steps,
             plateau_share=b.finetune_plateau_share, plateau_margin=b.finetune_plateau_margin,
             loss=b.finetune_loss if task.kind == "segmentation" else "ce", fast=b.fast and bf16_native(),
-            selection=b.finetune_selection,
+            selection=b.finetune_selection, head_init=b.finetune_head_init,
         )
         fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
         if fields.get("protocol", "finetune") != "finetune" and task.kind != "segmentation":

@@ -58,11 +58,32 @@ def labelled_subset(split: Split, fraction: float, seed: int) -> Split:
     return split.subset(torch.tensor([i for i, s in enumerate(split.sources) if s in chosen]))
 
 
-def build_model(cfg: FinetuneConfig, task: Task) -> nn.Module:
+def class_prior(split: Split, kind: str, num_classes: int) -> torch.Tensor:
+    """Each class's share of the labelled training targets (segmentation: of the pixels inside the FOV)."""
+    if kind == "segmentation":
+        valid = torch.ones_like(split.targets, dtype=torch.bool) if split.valid is None else split.valid
+        counts = torch.bincount(split.targets[valid].long(), minlength=num_classes).float()
+    elif kind == "multilabel":
+        return split.targets.float().mean(0).clamp(1e-4, 1 - 1e-4)
+    else:
+        counts = torch.bincount(split.targets.long(), minlength=max(num_classes, 2)).float()
+    return (counts / counts.sum()).clamp_min(1e-4)
+
+
+def init_head_to_prior(head: nn.Module, prior: torch.Tensor, kind: str) -> None:
+    """Bias the fresh task head so that its first prediction is the class prior (Lin et al. 2017, RetinaNet's
+    prior init): every init then starts from the prior instead of a 50/50 guess on every pixel."""
+    with torch.no_grad():
+        bias = torch.log(prior / (1 - prior)) if kind == "multilabel" else torch.log(prior)
+        head.bias.copy_(bias - (0 if kind == "multilabel" else bias.mean()))
+
+
+def build_model(cfg: FinetuneConfig, task: Task, prior: torch.Tensor | None = None) -> nn.Module:
     """The model to fine-tune, initialised from ``cfg.init`` (and ``cfg.init_decoder``).
 
     Parts an init did not train (an encoder-only method's decoder, the task head) start exactly as
-    random init's do under the same seed, so inits differ only in what they pretrained.
+    random init's do under the same seed, so inits differ only in what they pretrained. With
+    ``cfg.head_init == "prior"`` the task head's bias starts at ``prior`` (``class_prior``), for every init alike.
     """
     from benchmark.finetuning.inits import init_seed, load_init
 
@@ -72,10 +93,15 @@ def build_model(cfg: FinetuneConfig, task: Task) -> nn.Module:
     net = load_init(cfg.init, unet_cfg, imagenet_weights=cfg.imagenet_weights)
     if task.kind != "segmentation":
         outputs = task.num_classes if task.kind in ("multiclass", "multilabel") else 2
-        return Classifier(net, outputs)
-    if cfg.init_decoder is not None:
-        net.decoder.load_state_dict(load_init(cfg.init_decoder, unet_cfg).decoder.state_dict())
-    return net
+        model = Classifier(net, outputs)
+        head = model.fc
+    else:
+        if cfg.init_decoder is not None:
+            net.decoder.load_state_dict(load_init(cfg.init_decoder, unet_cfg).decoder.state_dict())
+        model, head = net, net.head
+    if cfg.head_init == "prior" and prior is not None:
+        init_head_to_prior(head, prior, task.kind)
+    return model
 
 
 def _versions() -> dict:
@@ -94,7 +120,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
     cfg.check_task(task.kind)
     train, val, test = task.load("train"), task.load("val"), task.load("test")
     train = labelled_subset(train, cfg.label_fraction, cfg.seed)
-    model = build_model(cfg, task).to(device)
+    model = build_model(cfg, task, class_prior(train, task.kind, task.num_classes)).to(device)
     if cfg.fast:
         model = model.to(memory_format=torch.channels_last)
     if cfg.protocol == "finetune":

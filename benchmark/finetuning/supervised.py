@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from benchmark.core.config import Budget, FinetuneConfig
-from benchmark.finetuning.protocols import Classifier, build_model
+from benchmark.core.names import SUPERVISED
+from benchmark.finetuning.protocols import Classifier, build_model, class_prior
 from benchmark.finetuning.scoring import evaluate, selection_floor
 from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Task
 from zoo.io import atomic_write_text
 
-SUPERVISED = "supervised"
 EXPORT = "export"
 
 
@@ -47,7 +47,7 @@ def train_supervised(cfg: FinetuneConfig, task: Task, out: Path, progress: bool 
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pool, val = task.supervised_split(), task.load("val")
-    model = build_model(cfg, task).to(device)
+    model = build_model(cfg, task, class_prior(pool, task.kind, task.num_classes)).to(device)
     if cfg.fast:
         model = model.to(memory_format=torch.channels_last)
 

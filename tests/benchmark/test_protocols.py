@@ -39,8 +39,8 @@ def built(monkeypatch):
     """The models ``finetune`` builds, kept for inspection after the run."""
     models = []
 
-    def keep(cfg, task):
-        models.append(build_model(cfg, task))
+    def keep(cfg, task, *args):
+        models.append(build_model(cfg, task, *args))
         return models[-1]
 
     monkeypatch.setattr(finetune_module, "build_model", keep)

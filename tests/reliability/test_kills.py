@@ -149,9 +149,9 @@ def test_killed_sweep_keeps_finished_records_and_the_rerun_does_only_the_rest(tm
     fine_tuned, pretrained = [], []
     build_model, pretrain_impl = benchmark.finetuning.protocols.build_model, benchmark.pretraining.loop._pretrain
 
-    def watch_build_model(cfg, task):
+    def watch_build_model(cfg, task, *args):
         fine_tuned.append((cfg.init, cfg.seed))
-        return build_model(cfg, task)
+        return build_model(cfg, task, *args)
 
     def watch_pretrain(cfg, *args, **kwargs):
         pretrained.append(cfg.method)
