@@ -263,6 +263,7 @@ class PretrainConfig(HashedConfig):
 
 LOSSES = ("ce", "ce+dice")
 HEAD_INITS = ("default", "prior")
+PROBE_REVISION = 2  # see FinetuneConfig.probe_revision
 # Which validation checks may be selected, and when early stopping may fire: "best" (every check; records made
 # before selection rules existed) or "beats-trivial" (early stopping waits until a check has beaten the trivial
 # predictors on the validation split by TRIVIAL_MARGIN, so a run never stops on a model that looks at no image).
@@ -282,7 +283,7 @@ class FinetuneConfig(HashedConfig):
         {"seed", "label_fraction", "data_root", "eval_batch_size", "init", "init_decoder"})
     # Records made before protocols and selection rules existed have neither field.
     LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"protocol": "finetune", "selection": "best", "plateau_share": 0.0,
-                                                 "plateau_margin": 0.0, "head_init": "default"}
+                                                 "plateau_margin": 0.0, "head_init": "default", "probe_revision": 1}
 
     task: str
     init: str = "random"
@@ -307,6 +308,11 @@ class FinetuneConfig(HashedConfig):
     warmup_steps: int = 0  # linear warm-up, then cosine decay to 0
     loss: str = "ce"  # "ce" (the paper) | "ce+dice" (segmentation: leaves the all-background prior fast)
     head_init: str = "default"  # the fresh task head: "default" (PyTorch's) | "prior" (bias = the class prior)
+    # The frozen protocols (linear, knn) on classification. 1 (records made before it existed): BatchNorm statistics
+    # as pretrained, an Adam-trained head on raw features; PROBE_REVISION (every budget): precise-BN on the training
+    # split, the linear head an L-BFGS logistic regression on standardised features, its strength chosen on
+    # validation (benchmark/finetuning/logistic.py).
+    probe_revision: int = 1
     fast: bool = False  # bf16 autocast + channels_last, where the device runs bf16 natively
     seed: int = 0
     label_fraction: float = 1.0
@@ -355,7 +361,7 @@ class FinetuneConfig(HashedConfig):
             eval_every=b.finetune_eval_every, warmup_steps=b.finetune_warmup_steps,
             plateau_share=b.finetune_plateau_share, plateau_margin=b.finetune_plateau_margin,
             loss=b.finetune_loss if task.kind == "segmentation" else "ce", fast=b.fast and bf16_native(),
-            selection=b.finetune_selection, head_init=b.finetune_head_init,
+            selection=b.finetune_selection, head_init=b.finetune_head_init, probe_revision=PROBE_REVISION,
         )
         fields.update({k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None})
         if fields.get("protocol", "finetune") != "finetune" and task.kind != "segmentation":

@@ -1,10 +1,13 @@
 """The frozen-encoder protocols SSL papers report beside fine-tuning: a linear probe and a kNN classifier.
 
-Both keep the init's encoder exactly as pretrained: no gradient, BatchNorm in eval mode (its running
-statistics never move), so they measure the representation rather than how well it adapts.
+Both keep the init's weights exactly as pretrained: no gradient, BatchNorm in eval mode, so they measure the
+representation rather than how well it adapts. On classification, BatchNorm's running statistics are first
+recomputed on the training split (precise-BN, Wu & Johnson 2021): statistics carried over from pretraining
+views, or a random init's untouched mean 0 / variance 1, would describe other inputs than the probed ones.
 
 - ``linear``, classification: pooled features of every split are computed once (no augmentation, as they
-  are cached) and a linear head is trained on them with the budget's schedule and early stopping.
+  are cached), standardised on the training split, and an L-BFGS logistic regression is fitted for each
+  strength of a grid; validation picks one (``benchmark.finetuning.logistic``).
   Segmentation: the decoder (the init's, when it has one) and head are trained on the frozen encoder,
   with the paper's augmentations.
 - ``knn``, classification only: cosine similarity of L2-normalised pooled features, the k = 20 nearest
@@ -18,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.config import FinetuneConfig
+from benchmark.finetuning.logistic import logistic_probe
 from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, to_scores
-from benchmark.finetuning.training import image_batches, train_loop
+from benchmark.finetuning.training import batch_bounds, image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 
 KNN_K = 20
@@ -41,6 +45,26 @@ class FrozenEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+@torch.no_grad()
+def precise_bn(net: nn.Module, split: Split, batch_size: int, device: torch.device, fast: bool = False) -> None:
+    """Recompute the encoder's BatchNorm running statistics as the average over the training split's batches,
+    the rest of the network untouched; the encoder is left in eval mode."""
+    norms = [m for m in net.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches seen
+    net.encoder.train()
+    bounds = batch_bounds(len(split), batch_size)  # no one-sample batch: BatchNorm cannot take one in train mode
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        x = split.images[lo:hi].to(device).float().div_(255)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            net.forward_pooled(x.contiguous(memory_format=torch.channels_last) if fast else x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    net.encoder.eval()
 
 
 @torch.no_grad()
@@ -83,6 +107,8 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
                              task.kind, device, progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
         return {**evaluate(net, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
     model.net.requires_grad_(False)
+    if cfg.probe_revision >= 2:
+        precise_bn(model.net, train, cfg.eval_batch_size, device, cfg.fast)
     feats = {name: pooled_features(model.net, split, cfg.eval_batch_size, device, cfg.fast)
              for name, split in (("train", train), ("val", val), ("test", test))}
     if cfg.protocol == "knn":
@@ -93,6 +119,9 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
 
         return {"value": knn("test", test), "val_best": knn("val", val),
                 "knn": {"k": min(KNN_K, len(train)), "temperature": KNN_TEMPERATURE}}
+    if cfg.probe_revision >= 2:
+        return logistic_probe(feats["train"].cpu(), train, feats["val"].cpu(), val, feats["test"].cpu(), test,
+                              task.kind, model.fc.out_features)
     head = model.fc
     targets = train.targets.to(device)
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from benchmark.core import registry
 from benchmark.core.config import FinetuneConfig
+from benchmark.finetuning.logistic import pixels_reference
 from benchmark.finetuning.probe import probe
 from benchmark.finetuning.scoring import evaluate, selection_floor, trivial_scores
 from benchmark.finetuning.training import image_batches, train_loop
@@ -137,6 +138,8 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
         "seed": cfg.seed, "label_fraction": cfg.label_fraction, "budget": cfg.budget, "protocol": cfg.protocol,
         "config_hash": cfg.hash(), "config": cfg.to_dict(), "metric": task.metric, **result, "input": task.input_note,
         "trivial": trivial_scores(test, task.kind, task.num_classes, train),
+        **({} if task.kind == "segmentation" else
+           {"references": {"pixels": pixels_reference(train, val, test, task.kind, task.num_classes)}}),
         "pretrain_health": pretrain_health(cfg.init), "n_train": len(train),
         "n_train_images": len(set(train.sources)), "n_test": len(test),
         "wall_time_s": time.perf_counter() - start_time, "versions": _versions(),

@@ -182,12 +182,37 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
                   "configs": "",
                   "note": "no model: the same test split"}
                  for name, value in sorted(floor.items(), key=lambda kv: -kv[1])]
+        rows += reference_rows([r for i in inits for r in groups[(bud, i)]], bud, float(label_fraction))
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
                     thresholds=tuple(thresholds), label_fraction=float(label_fraction), protocol=protocol,
                     aa=aa_control(groups), mdd=board_mdd(df))
     return df
+
+
+REFERENCE_NOTES = {"pixels": "no network: standardised logistic regression on the 8 x 8 image, C chosen on validation"}
+
+
+def reference_rows(records: list[dict], bud: str, label_fraction: float) -> list[dict]:
+    """Rows for the references the records carry (``pixels`` on classification): one value per fine-tuning seed
+    (its labelled subset), mean ± std over seeds. Unlike the trivial rows they are no floor: they show what the
+    input alone gives, so a frozen encoder below them does not represent the task."""
+    by_name: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in records:
+        for name, value in (r.get("references") or {}).items():
+            by_name[name][int(r["seed"])] = float(value)
+    rows = []
+    for name, values in sorted(by_name.items()):
+        summary = stats.summarize(values)
+        rows.append({"init": f"reference: {name}", "kind": "reference", "budget": bud, "label_fraction": label_fraction,
+                     "n": summary.n, "mean": summary.mean, "std": summary.std, "ci": summary.ci, "p": math.nan,
+                     "p_holm": math.nan, "wilcoxon": math.nan, "test": "none", "stars": "", "mdd": math.nan,
+                     "paper": "", "paper_mean": math.nan, "paper_std": math.nan, "paper_seeds": None, "bold": False,
+                     "underline": False, "converged": "–", "counts": False, "pretrain_runs": 0,
+                     "seeds": sorted(values), "values": list(values.values()), "configs": "",
+                     "note": REFERENCE_NOTES.get(name, "")})
+    return rows
 
 
 def aa_control(groups: Mapping[tuple[str, str], list[dict]]) -> dict | None:
@@ -288,8 +313,8 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
         if row.underline:
             cell = f"<u>{cell}</u>"
         cell += "\\*" * len(row.stars)
-        counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "**no**")
-        init = f"*{row.init}*" if row.kind == "trivial" else row.init
+        counts = "–" if row.kind != "init" else ("yes" if row.counts else "**no**")
+        init = f"*{row.init}*" if row.kind != "init" else row.init
         lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
                      f"| {_fmt_p(row.p_holm)} | {_fmt_p(row.wilcoxon)} | {_fmt(row.mdd)} | {row.paper or '–'} "
                      f"| {_seeds(row.paper_seeds)} | {row.converged} | {counts} | {row.note} |")
@@ -303,8 +328,8 @@ def figure(df: pd.DataFrame, title: str, into=None):
     given figure (resized to fit) or a new one."""
     from benchmark.results.report import style
 
-    floor = df[df["kind"] == "trivial"]
-    df = df[df["kind"] != "trivial"].reset_index(drop=True)
+    floor = df[df["kind"] != "init"]  # trivial and reference rows: drawn as lines
+    df = df[df["kind"] == "init"].reset_index(drop=True)
     several = df["budget"].nunique() > 1
     labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
     size = (max(5.0, 0.8 * len(df) + 3.0), 4.0)
@@ -464,10 +489,10 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
             column.no_wrap = True
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
-            counts = "–" if row.kind == "trivial" else ("yes" if row.counts else "no")
+            counts = "–" if row.kind != "init" else ("yes" if row.counts else "no")
             table.add_row(escape(row.init), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
                           _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
-                          style="italic" if row.kind == "trivial" else style)
+                          style="italic" if row.kind != "init" else style)
         console.print(table)
         console.print(controls_line(df))
         console.print(legend(df))

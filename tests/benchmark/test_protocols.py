@@ -53,8 +53,9 @@ def same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_linear_probe_trains_the_head_only_and_leaves_batchnorm_statistics(retina, built):
-    cfg = tiny("retinamnist", protocol="linear", augment=False)
+def test_linear_probe_revision_1_trains_the_head_only_and_leaves_batchnorm_statistics(retina, built):
+    """Records made before precise-BN and the logistic head (probe_revision 1) are reproduced as they were."""
+    cfg = tiny("retinamnist", protocol="linear", augment=False, probe_revision=1)
     rec = finetune(cfg, retina, progress=False)
     fresh = build_model(cfg, retina)
     assert same_state(built[0].net.encoder, fresh.net.encoder)
@@ -78,8 +79,12 @@ def test_segmentation_linear_trains_decoder_and_head_on_a_frozen_encoder(built):
 
 
 def test_knn_trains_nothing_and_scores_a_valid_auc(retina, built, tmp_path):
-    rec = finetune(tiny("retinamnist", protocol="knn"), retina, progress=False)
-    assert same_state(built[0], build_model(tiny("retinamnist"), retina))
+    rec = finetune(tiny("retinamnist", protocol="knn", probe_revision=2), retina, progress=False)
+    fresh = build_model(tiny("retinamnist"), retina)
+    params = dict(fresh.named_parameters())
+    assert all(torch.equal(p, params[k]) for k, p in built[0].named_parameters())  # no weight trained
+    old = finetune(tiny("retinamnist", protocol="knn", probe_revision=1), retina, progress=False)
+    assert same_state(built[1], fresh) and old["config_hash"] != rec["config_hash"]  # revision 1: statistics kept
     assert 0 <= rec["value"] <= 100 and rec["knn"] == {"k": len(retina.load("train")), "temperature": 0.07}
     store = ResultStore(tmp_path / "s")
     store.put(rec)
@@ -234,7 +239,7 @@ def test_real_retinamnist_one_epoch_of_each_protocol(protocol):
                                      data_root=REAL.parent)
     rec = finetune(cfg, task, progress=False)
     assert rec["n_train"] == 1080 and rec["n_test"] == 400 and 0 < rec["value"] < 100
-    assert (protocol == "knn") == ("curve" not in rec)
+    assert (protocol == "finetune") == ("curve" in rec)  # the probes fit a logistic regression or nothing
 
 
 

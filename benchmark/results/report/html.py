@@ -96,7 +96,7 @@ def board_page(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, legend: st
              "counts", "note"]
     rows = []
     for r in df.itertuples():
-        trivial = r.kind == "trivial"
+        trivial = r.kind != "init"  # trivial and reference rows: no model of ours
         cell = _num(r.mean) if not math.isfinite(r.std) else f"{_num(r.mean)} ± {_num(r.std)}"
         cls = " ".join(c for c, on in (("best", r.bold), ("beats", r.underline)) if on)
         cell = f'<span class="{cls}">{cell}</span>' if cls else cell

@@ -41,7 +41,7 @@ def to_latex(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, legend: str)
               f"init & budget & $n$ & {metric} (\\%) & 95\\% CI $\\pm$ & $p$ vs {reference} & paper & counts \\\\",
               r"\midrule"]
     for row in df.itertuples():
-        trivial = row.kind == "trivial"
+        trivial = row.kind != "init"  # trivial and reference rows: no model of ours
         init = rf"\textit{{{escape(row.init)}}}" if trivial else escape(row.init)
         counts = "--" if trivial else ("yes" if row.counts else r"\textbf{no}")
         p = "--" if not math.isfinite(row.p) else f"{row.p:.2g}"
