@@ -127,26 +127,33 @@ class ExportInfo:
         return cls(unet=unet.to_dict(), encoder_only=True)
 
 
-def timm_config(net: nn.Module) -> dict:
-    """timm's top-level config.json keys, describing the encoder as a plain classifier-less timm model."""
-    from timm.models._pretrained import filter_pretrained_cfg
+def timm_config(net: nn.Module, input_size: int | None = None, tag: str | None = None) -> dict:
+    """timm's top-level config.json keys, describing these weights as a plain classifier-less timm model.
 
+    The ``pretrained_cfg`` is written for the weights, not copied from timm's ImageNet entry (224 px, bicubic,
+    crop 0.95, ImageNet's URL and paper): the input size they were trained at, bilinear resizing, no crop, the
+    normalisation the U-Net applies, and ``tag`` (the method). ``timm.data.resolve_data_config`` on an export then
+    builds the transforms these weights expect.
+    """
     cfg = net.config
     source = dict(getattr(net.encoder, "pretrained_cfg", None) or {})
-    pretrained_cfg = filter_pretrained_cfg(source, remove_source=True, remove_null=True)
-    # These describe timm's ImageNet weights (where, which labels, their licence), not these weights.
-    for key in ("architecture", "url", "hf_hub_id", "tag", "state_dict", "license",
-                "label_names", "label_descriptions", "label_offset"):
-        pretrained_cfg.pop(key, None)
-    size = tuple(pretrained_cfg.get("input_size", (3, 224, 224)))
-    pretrained_cfg.update(
-        num_classes=0,
-        custom_load=False,
-        input_size=[cfg.in_chans, *size[1:]],
+    size = input_size or tuple(source.get("input_size", (3, 224, 224)))[-1]
+    pretrained_cfg = {
+        "tag": tag or "untrained",
+        "custom_load": False,
+        "input_size": [cfg.in_chans, size, size],
+        "fixed_input_size": False,
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "crop_mode": "center",
         # The exact per-channel statistics UNet normalises with, so timm's data config matches.
-        mean=net.mean.flatten().tolist(),
-        std=net.std.flatten().tolist(),
-    )
+        "mean": net.mean.flatten().tolist(),
+        "std": net.std.flatten().tolist(),
+        "num_classes": 0,
+        **{k: source[k] for k in ("first_conv", "classifier") if source.get(k)},
+        "license": "mit",
+        "description": "tower-bench export: see the tower_bench section and the model card",
+    }
     return {
         "architecture": cfg.encoder,
         "num_classes": 0,

@@ -176,7 +176,8 @@ class HubMixin:
         state = self.state_dict()
         save_tensors(save_dir / ENCODER_FILE, self.encoder.state_dict())
         save_tensors(save_dir / DECODER_FILE, {k: v for k, v in state.items() if k.startswith(DECODER_PREFIXES)})
-        atomic_write_text(save_dir / CONFIG_FILE, config_json(timm_config(self), info))
+        trained_at = ((pretrain or {}).get("config") or {}).get("image_size")
+        atomic_write_text(save_dir / CONFIG_FILE, config_json(timm_config(self, trained_at, method), info))
         atomic_write_text(save_dir / CARD_FILE, model_card(info))
         return save_dir
 

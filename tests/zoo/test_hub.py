@@ -95,6 +95,22 @@ def test_plain_timm_loads_the_encoder(tiny_unet, tmp_path, in_chans):
         assert torch.allclose(model((x - mean) / std), net.forward_pooled(x), atol=1e-6)
 
 
+def test_the_timm_config_describes_these_weights_not_imagenets(tiny_unet, tmp_path):
+    """resolve_data_config on an export gives the size it was trained at, bilinear, no crop, no ImageNet source."""
+    net = tiny_unet(3, None)
+    save_pretrained(net, tmp_path, method="tower", trains_decoder=True,
+                    pretrain={**PRETRAIN, "config": {**PRETRAIN["config"], "image_size": 64}})
+    pcfg = json.loads((tmp_path / CONFIG_FILE).read_text())["pretrained_cfg"]
+    assert not {"url", "hf_hub_id", "origin_url", "paper_ids", "test_input_size", "test_crop_pct"} & set(pcfg)
+    assert pcfg["tag"] == "tower"
+    model = timm.create_model(f"local-dir:{tmp_path}", pretrained=True)
+    data = timm.data.resolve_data_config(model=model)
+    assert data["input_size"] == (3, 64, 64) and data["interpolation"] == "bilinear" and data["crop_pct"] == 1.0
+    assert data["mean"] == pytest.approx(tuple(net.mean.flatten().tolist()))
+    overlay = timm.create_model(TINY_ENCODER, pretrained=False, num_classes=0, pretrained_cfg_overlay=pcfg)
+    assert tuple(timm.data.resolve_data_config(model=overlay)["input_size"]) == (3, 64, 64)
+
+
 def _populate_hf_cache(folder: Path, cache: Path, repo_id: str) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = cache / f"models--{repo_id.replace('/', '--')}"
