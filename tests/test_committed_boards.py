@@ -61,4 +61,17 @@ def test_board_recomputes_from_its_records(csv):
         healthy = all(r["pretrain_health"]["passed"] for r in records
                       if r["init"] == row["init"] and r.get("pretrain_health"))
         beats = min(by_init[row["init"]].values()) > max(trivial.values()) + MARGIN
-        assert bool(row["counts"]) == (beats and healthy), row["init"]
+        # records made before the plateau rule have no "converged" (unknown: not held against the row)
+        converged = all(r.get("converged") is not False for r in records if r["init"] == row["init"]
+                        and r["budget"] == row["budget"] and float(r["label_fraction"]) == float(row["label_fraction"]))
+        assert bool(row["counts"]) == (beats and healthy and converged), row["init"]
+    if "mdd" not in board:  # boards written before the minimum detectable difference
+        return
+    for _, row in rows.iterrows():  # the MDD: (t_{1-alpha/2} + t_power) * paired sd / sqrt(n), alpha 0.005, power 0.8
+        if row["test"] != "paired":
+            continue
+        a, b = by_init[row["init"]], by_init[reference.iloc[0]]
+        d = np.array([a[s] - b[s] for s in sorted(a)])
+        n = len(d)
+        mdd = (stats.t.ppf(1 - 0.005 / 2, n - 1) + stats.t.ppf(0.8, n - 1)) * d.std(ddof=1) / math.sqrt(n)
+        assert close(float(mdd), row["mdd"]), (row["init"], mdd, row["mdd"])

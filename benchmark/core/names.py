@@ -6,6 +6,7 @@ say what was probably meant ("did you mean 'tower'?"). Nothing here imports torc
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +22,41 @@ SUPERVISED = "supervised"
 INITS = (RANDOM, AA_CONTROL, IMAGENET)  # inits that need no pretraining
 CONTROLS = (SUPERVISED, AA_CONTROL)  # on every board of ``--method all``
 INIT_FORMS = "a method name (tower-bench methods), random, random-aa, imagenet, a weights folder, or a Hub id org/name"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How an init appears to a reader: its display name on boards and figures, its row name in the paper's
+    tables (None: the paper has no such row), and its colour in every figure."""
+
+    display: str
+    paper: str | None = None
+    color: str | None = None
+
+
+# Every name a board can show, declared once (the palette: Okabe-Ito first, colour-blind safe; TOWER vermillion).
+SHOWN: dict[str, Shown] = {
+    "tower": Shown("TOWER", "TOWER", "#D55E00"),
+    "simclr": Shown("SimCLR", "SimCLR-v1", "#009E73"),
+    "byol": Shown("BYOL", "BYOL", "#CC79A7"),
+    "moco": Shown("MoCo v2", "MoCo", "#E69F00"),
+    "genesis": Shown("Models Genesis", "Model Genesis", "#56B4E9"),
+    "gen-translation": Shown("TOWER gen. (translation)", "Gen, translation only", "#17BECF"),
+    "gen-mask": Shown("TOWER gen. (mask)", "Gen, mask only", "#393B79"),
+    "gen-both": Shown("TOWER gen. (both)", "Gen, both", "#9467BD"),
+    "con-both": Shown("TOWER con. (both)", "Con, both", "#BCBD22"),
+    RANDOM: Shown("random init", "Random", "#7F7F7F"),
+    AA_CONTROL: Shown("random init (A/A)", None, "#BDBDBD"),
+    IMAGENET: Shown("ImageNet init", "ImageNet", "#0072B2"),
+    SUPERVISED: Shown("supervised (control)", None, "#000000"),
+}
+
+
+def display_name(name: str) -> str:
+    """What a reader sees for an init (``a+b``, a mixing pair: both parts); unknown names as they are."""
+    if "+" in name:
+        return "+".join(display_name(part) for part in name.split("+"))
+    return SHOWN[name].display if name in SHOWN else name
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import pandas as pd
 
 from benchmark.core.config import TRIVIAL_MARGIN
+from benchmark.core.names import display_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
@@ -314,7 +315,7 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
             cell = f"<u>{cell}</u>"
         cell += "\\*" * len(row.stars)
         counts = "–" if row.kind != "init" else ("yes" if row.counts else "**no**")
-        init = f"*{row.init}*" if row.kind != "init" else row.init
+        init = f"*{row.init}*" if row.kind != "init" else display_name(row.init)
         lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
                      f"| {_fmt_p(row.p_holm)} | {_fmt_p(row.wilcoxon)} | {_fmt(row.mdd)} | {row.paper or '–'} "
                      f"| {_seeds(row.paper_seeds)} | {row.converged} | {counts} | {row.note} |")
@@ -331,7 +332,7 @@ def figure(df: pd.DataFrame, title: str, into=None):
     floor = df[df["kind"] != "init"]  # trivial and reference rows: drawn as lines
     df = df[df["kind"] == "init"].reset_index(drop=True)
     several = df["budget"].nunique() > 1
-    labels = [f"{r.init}\n({r.budget})" if several else r.init for r in df.itertuples()]
+    labels = [f"{display_name(r.init)}\n({r.budget})" if several else display_name(r.init) for r in df.itertuples()]
     size = (max(5.0, 0.8 * len(df) + 3.0), 4.0)
     fig = style.new_figure(size) if into is None else into
     fig.set_size_inches(*size)
@@ -351,7 +352,8 @@ def figure(df: pd.DataFrame, title: str, into=None):
             ax.annotate(r.stars, (i, tops[i]), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom")
     ax.set_ylim(0, hi * 1.12 if hi > 0 else 1.0)  # from 0: a cut axis would exaggerate the differences
     ax.set_xlim(-0.6, len(df) - 0.4)
-    ax.set_xticks(x, labels, rotation=30 if len(df) > 5 else 0, ha="right" if len(df) > 5 else "center")
+    tilt = len(df) > 5 or sum(len(max(label.split("\n"), key=len)) for label in labels) > 8 * len(labels)
+    ax.set_xticks(x, labels, rotation=90 if tilt else 0, ha="center")  # upright names never overlap
     ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
     style.title(fig, title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, under the title
@@ -402,11 +404,20 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
         paths.update(figures)
     else:
         a = df.attrs
-        paths.update(plot(df, figures["png"], f"{a.get('task', name)}: {a.get('metric', 'value')}, every seed "
-                          f"with the mean ± 95% CI; stars vs {a.get('reference', 'tower')}",
+        paths.update(plot(df, figures["png"], f"{board_title(df, name)}: every seed with the mean ± 95% CI; stars vs "
+                          f"{display_name(a.get('reference', 'tower'))}",
                           " | ".join(str(stamp[k]) for k in ("command", "date") if k in stamp)))
     paths["html"], paths["index"] = html.write_board(df, stamp, out, name, legend(df))
     return paths
+
+
+def board_title(df: pd.DataFrame, name: str) -> str:
+    """Task, protocol, label fraction and metric: what a reader needs to tell two boards apart."""
+    a = df.attrs
+    fraction = float(a.get("label_fraction", 1.0))
+    labels = "all labels" if fraction == 1.0 else f"{fraction:.3g} of the labels"
+    return (f"{a.get('task', name)}, {a.get('protocol', PROTOCOL)} ({labels}), "
+            f"{'Dice' if a.get('metric') == 'dice' else str(a.get('metric', 'value')).upper()}")
 
 
 def _holds(path: Path, text: str) -> bool:
@@ -478,7 +489,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
     if show:
         console = Console()
         if not console.is_terminal:  # a log file or a pipe: plain Markdown, whose rows never wrap
-            print("\n".join(to_markdown(df, {}, f"{task} leaderboard ({protocol})").splitlines()[2:]))
+            print(f"{task} leaderboard ({protocol})")
+            print("\n".join(to_markdown(df, {}, name).splitlines()[2:]))
             print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
             return list(paths.values())
         table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
@@ -490,7 +502,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         for row in df.itertuples():
             style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
             counts = "–" if row.kind != "init" else ("yes" if row.counts else "no")
-            table.add_row(escape(row.init), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
+            name = display_name(row.init) if row.kind == "init" else row.init
+            table.add_row(escape(name), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
                           _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
                           style="italic" if row.kind != "init" else style)
         console.print(table)

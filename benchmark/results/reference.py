@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from benchmark.core.names import SHOWN
+
 
 class Reported(NamedTuple):
     mean: float
@@ -110,12 +112,7 @@ STARS = {
 LABEL_SAVING = {"pathmnist": 99, "breastmnist": 54, "dermamnist": 71, "retinamnist": 70, "organamnist": 92}
 
 # Our init names -> the paper's row names (other paper names are accepted case-insensitively).
-INIT_NAMES = {
-    "tower": "TOWER", "random": "Random", "imagenet": "ImageNet", "simclr": "SimCLR-v1",
-    "moco": "MoCo", "byol": "BYOL", "genesis": "Model Genesis",
-    "gen-translation": "Gen, translation only", "gen-mask": "Gen, mask only",
-    "gen-both": "Gen, both", "con-both": "Con, both",
-}
+INIT_NAMES = {name: shown.paper for name, shown in SHOWN.items() if shown.paper}
 # A row name -> the row that stands for it in a table that lacks it (see the module docstring).
 FALLBACK = {"MoCo": "MoCo-v2"}
 

@@ -82,7 +82,7 @@ def test_every_analysis_end_to_end_smoke(tmp_path, monkeypatch):
     invoke("ablation", "--task", "synth-fundus", "--seeds", "2", "--inits", "random,imagenet,gen-mask,tower", *common)
     md = (tmp_path / "out" / "ablation-synth-fundus-smoke.md").read_text()
     assert "- **command**: `tower-bench analyse ablation" in md and "**budget**: `smoke`" in md
-    assert "| gen-mask | smoke | 2 |" in md and "79.60±0.54" in md  # the paper's Table 2 (DRIVE) beside ours
+    assert "| TOWER gen. (mask) | smoke | 2 |" in md and "79.60±0.54" in md  # the paper's Table 2 (DRIVE) beside ours
     table = _read(tmp_path / "out" / "ablation-synth-fundus-smoke.csv")
     assert set(table["init"]) == {"random", "gen-mask", "tower"}  # imagenet skipped offline, with a note
     assert (table["n"] == 2).all() and table["paper_drive"].notna().all()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.names import display_name
 from benchmark.tools import gpu_session
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def test_dry_run_takes_every_step_and_hands_back_the_board(tmp_path):
     # the pretrained inits really came from this run's exports, at the capped step count
     assert all(r["config"]["init"].endswith(f"pretrain/{r['init']}/export") for r in records if r["init"] != "random")
     assert "| bf16 + channels_last |" in (out / "gpu_check.md").read_text()
-    assert all(f"| {init} |" in (out / f"{board}.md").read_text() for init in seeds)
+    assert all(f"| {display_name(init)} |" in (out / f"{board}.md").read_text() for init in seeds)
     assert "torch: " in (out / "machine.txt").read_text()
 
 

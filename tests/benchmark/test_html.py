@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from benchmark.core.names import display_name
 from benchmark.results.leaderboard import build_leaderboard, legend, write_leaderboard
 from benchmark.results.report.latex import escape, to_latex
 
@@ -35,13 +36,13 @@ def test_latex_marks_match_the_markdown():
     lines = {line.split(" & ")[0]: line for line in tex.splitlines() if " & " in line}
     best = df.iloc[0]
     assert best["init"] == "tower" and best["bold"] and best["underline"]
-    assert rf"\underline{{\textbf{{{best['mean']:.2f} $\pm$ {best['std']:.2f}}}}}" in lines["tower"]
+    assert rf"\underline{{\textbf{{{best['mean']:.2f} $\pm$ {best['std']:.2f}}}}}" in lines["TOWER"]  # display names
     for row in df.itertuples():
-        key = rf"\textit{{{escape(row.init)}}}" if row.kind == "trivial" else row.init
+        key = rf"\textit{{{escape(row.init)}}}" if row.kind == "trivial" else display_name(row.init)
         assert lines[key].count("*") == len(row.stars), row.init
         assert (r"\underline" in lines[key]) == row.underline
         assert (r"\textbf{" + f"{row.mean:.2f}" in lines[key]) == row.bold
-    assert "80.38$\\pm$0.41" in lines["tower"]  # the paper's value beside ours
+    assert "80.38$\\pm$0.41" in lines["TOWER"]  # the paper's value beside ours
     assert "% command: tower-bench leaderboard drive" in tex and escape("50%_&") == r"50\%\_\&"
 
 

@@ -131,12 +131,12 @@ def test_leaderboard_command_end_to_end(tmp_path, capsys):
         fast = r["init"] == "tower"
         store.put({**r, "config": {"data_root": "/data/DRIVE", "fast": fast}, "config_hash": "abc123"})
     leaderboard_command("drive", store=store.root, out=tmp_path / "lb")  # Holm by default
-    md = (tmp_path / "lb" / "drive.md").read_text()
+    md = (tmp_path / "lb" / "drive-smoke.md").read_text()  # named as run names it: task and budget
     assert "--no-holm" not in md and "6 records of drive from DRIVE" in md and "/data/DRIVE" not in md and "Holm-adjusted" in md
     assert "**fine-tuning precision**: `bf16 + channels_last, fp32`" in md  # how the rows ran, both named
-    assert (tmp_path / "lb" / "drive.png").is_file()
+    assert (tmp_path / "lb" / "drive-smoke.png").is_file()
     printed = capsys.readouterr().out
-    assert "drive leaderboard" in printed and "drive.csv" in printed
+    assert "drive leaderboard" in printed and "drive-smoke.csv" in printed
     with pytest.raises(ValueError, match="no results for task 'lits' .*tasks there: drive"):
         leaderboard_command("lits", store=store.root, out=tmp_path / "lb")
     with pytest.raises(FileNotFoundError, match="results store"):

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from benchmark.core.names import display_name
 from benchmark.results.report.style import colors
 from zoo.io import atomic_write_text
 
@@ -104,7 +105,7 @@ def board_page(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, legend: st
         dots = "" if trivial else dots_svg(list(r.values), r.mean, r.paper_mean, top, palette[r.init])
         rows.append(
             f'<tr class="{"trivial" if trivial else "init"}" data-init="{escape(r.init)}">'
-            f"<td>{escape(r.init)}</td><td>{escape(r.budget)}</td>"
+            f"<td>{escape(r.init if trivial else display_name(r.init))}</td><td>{escape(r.budget)}</td>"
             f'<td class="num" data-sort="{r.n if r.n else ""}">{r.n or "–"}</td>'
             f'<td class="num" data-sort="{_sort(r.mean)}">{cell}<sup>{escape(r.stars)}</sup></td>'
             f'<td class="num" data-sort="{_sort(r.ci)}">{_num(r.ci)}</td>'

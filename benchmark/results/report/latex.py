@@ -7,6 +7,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from benchmark.core.names import display_name
+
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "≤": r"$\le$",
             "≥": r"$\ge$", "×": r"$\times$",
@@ -42,7 +44,7 @@ def to_latex(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, legend: str)
               r"\midrule"]
     for row in df.itertuples():
         trivial = row.kind != "init"  # trivial and reference rows: no model of ours
-        init = rf"\textit{{{escape(row.init)}}}" if trivial else escape(row.init)
+        init = rf"\textit{{{escape(row.init)}}}" if trivial else escape(display_name(row.init))
         counts = "--" if trivial else ("yes" if row.counts else r"\textbf{no}")
         p = "--" if not math.isfinite(row.p) else f"{row.p:.2g}"
         lines.append(f"{init} & {escape(row.budget)} & {row.n or '--'} & {_cell(row)} & {_num(row.ci)} & {p} & "

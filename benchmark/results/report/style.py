@@ -10,14 +10,11 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from benchmark.core.names import SHOWN
 from zoo.io import atomic_write
 
-# Okabe-Ito first (colour-blind safe), then tab10-like hues for the rest; tower is the vermillion.
-INIT_COLORS: Mapping[str, str] = {
-    "tower": "#D55E00", "random": "#7F7F7F", "imagenet": "#0072B2", "simclr": "#009E73", "moco": "#E69F00",
-    "byol": "#CC79A7", "genesis": "#56B4E9", "swav": "#8C564B", "con-both": "#BCBD22", "gen-both": "#9467BD",
-    "gen-translation": "#17BECF", "gen-mask": "#393B79",
-}
+# Each init's colour is declared with its display name (benchmark.core.names.SHOWN).
+INIT_COLORS: Mapping[str, str] = {name: shown.color for name, shown in SHOWN.items() if shown.color}
 # Names outside the palette (mixing pairs, new methods) take these in order of appearance.
 EXTRA_COLORS = ("#000000", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896", "#C5B0D5", "#C49C94", "#DBDB8D")
 # Classes are categories, not a scale: one discrete colour each, shown in a legend.
