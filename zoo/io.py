@@ -69,3 +69,17 @@ def package_version() -> str:
         return version("tower-bench")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def public_path(path: str | Path | None, keep: int = 1) -> str | None:
+    """A path as it may appear in a record, stamp, figure or card: relative paths inside the working folder as
+    they are; an absolute path, a home path or one that climbs out (``../shared/data/DRIVE``) by its last ``keep``
+    names only, since the rest describes one machine, not the data."""
+    if path is None:
+        return None
+    text = str(path)
+    parts = Path(text).parts
+    if os.path.isabs(text) or text.startswith("~") or ".." in parts:
+        tail = [p for p in parts if p not in ("..", "/", "~")][-keep:]
+        return "/".join(tail) or text
+    return text

@@ -25,7 +25,7 @@ from benchmark.finetuning.scoring import evaluate, selection_floor, trivial_scor
 from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 from zoo import UNet, UNetConfig
-from zoo.io import package_version
+from zoo.io import package_version, public_path
 
 
 class Classifier(nn.Module):
@@ -136,7 +136,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
     return {
         "task": cfg.task, "init": cfg.init if cfg.init_decoder is None else f"{cfg.init}+{cfg.init_decoder}",
         "seed": cfg.seed, "label_fraction": cfg.label_fraction, "budget": cfg.budget, "protocol": cfg.protocol,
-        "config_hash": cfg.hash(), "config": cfg.to_dict(), "metric": task.metric, **result, "input": task.input_note,
+        "config_hash": cfg.hash(), "config": public_config(cfg), "metric": task.metric, **result, "input": task.input_note,
         "trivial": trivial_scores(test, task.kind, task.num_classes, train),
         **({} if task.kind == "segmentation" else
            {"references": {"pixels": pixels_reference(train, val, test, task.kind, task.num_classes)}}),
@@ -145,6 +145,15 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
         "wall_time_s": time.perf_counter() - start_time, "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
     }
+
+
+def public_config(cfg: FinetuneConfig) -> dict:
+    """The config as a record keeps it: unhashed paths that name this machine by their last name only."""
+    d = cfg.to_dict()
+    d["data_root"] = public_path(d.get("data_root"))
+    for key in ("init", "init_decoder"):  # an export folder: <run>/export, or pretrain/<method>/export
+        d[key] = public_path(d.get(key), keep=3)
+    return d
 
 
 def pretrain_health(init: str) -> dict | None:

@@ -19,7 +19,7 @@ from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
 from zoo.health import describe
-from zoo.io import atomic_write_text, package_version
+from zoo.io import atomic_write_text, package_version, public_path
 
 COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci", "p", "p_holm", "wilcoxon", "test",
            "stars", "mdd", "paper", "paper_mean", "paper_std", "paper_seeds", "bold", "underline", "converged", "counts",
@@ -465,7 +465,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
             and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
     data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
     if command is None:
-        args = [f"--store {store}", f"--out {out}", f"--reference {reference}"] + ([] if holm else ["--no-holm"])
+        args = [f"--store {public_path(store)}", f"--out {public_path(out)}",
+                f"--reference {reference}"] + ([] if holm else ["--no-holm"])
         args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
         args += [] if protocol == PROTOCOL else [f"--protocol {protocol}"]
         command = f"tower-bench leaderboard {task} " + " ".join(args)

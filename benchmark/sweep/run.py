@@ -29,13 +29,16 @@ from benchmark.finetuning.protocols import finetune
 from benchmark.pretraining.loop import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from benchmark.results.store import ResultStore, key_of
 from benchmark.tasks.base import DataError, Task
+from zoo.io import public_path
 
 console = Console(stderr=True, soft_wrap=True)  # a log line is one line, in a log file too
 
 
 def command_line() -> str:
-    """The command as the user typed it: stamped on every leaderboard it writes."""
-    return "tower-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as the user typed it, stamped on every record and board it writes; a path that names this
+    machine (absolute, or climbing out of the working folder) by its last name only (``zoo.io.public_path``)."""
+    return "tower-bench " + " ".join(shlex.quote(public_path(a) if ("/" in a or a.startswith("~")) else a)
+                                     for a in sys.argv[1:])
 
 
 def expand_methods(spec: str) -> list[str]:
