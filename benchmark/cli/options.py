@@ -69,6 +69,9 @@ LabelFraction = Annotated[float, typer.Option("--label-fraction", help="fraction
 LabelFractions = Annotated[list[float], typer.Option(
     "--label-fraction", help="fraction of training labels, in (0, 1]; repeat for several")]
 Reference = Annotated[str, typer.Option("--reference", help="the init that significance marks compare against")]
+SweepFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="a TOML file with the options' fields (method, task, seeds, budget, label-fraction ...); "
+                     "options given on the command line win")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")]
 ImageSize = Annotated[Optional[int], typer.Option(
     "--image-size", help="input side length (default: the budget's or the task's); the budget is then named "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from benchmark.cli.options import (
     DEFAULT_BOARDS,
     DEFAULT_BUDGET,
@@ -32,6 +34,7 @@ from benchmark.cli.options import (
     SlurmOption,
     SplitSeed,
     Store,
+    SweepFile,
     Tasks,
     TimeoutMin,
     WorkerGpus,
@@ -41,7 +44,36 @@ from benchmark.cli.options import (
 from benchmark.errors import ConfigError, UserError
 
 
+def read_sweep(path: Path, params: dict) -> dict:
+    """``--config sweep.toml``: the same fields as the options (``method = "tower,random"`` or a list, ``seeds = 5``,
+    ``label-fraction = [1.0, 0.25]`` ...); an unknown key is one line naming the file and the closest option."""
+    import tomllib
+
+    from benchmark.core.names import did_you_mean
+
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"--config {path}: not TOML ({err})") from None
+    out = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in params or name == "config":
+            options = sorted(k.replace("_", "-") for k in params if k != "config")
+            raise UserError(f"--config {path}: unknown field {key!r}{did_you_mean(key, options)}; fields: "
+                            f"{', '.join(options)}")
+        if isinstance(value, list) and not isinstance(params[name], list):
+            value = ",".join(map(str, value))  # method = ["tower", "random"]
+        if isinstance(params[name], Path) or name in ("data_root", "store", "out", "jobs_dir", "imagenet_weights"):
+            value = Path(value)
+        out[name] = [float(v) for v in value] if name == "label_fraction" else value
+    return out
+
+
 def run_command(
+    ctx: typer.Context,
     method: Methods = "tower",
     task: Tasks = "synth-fundus",
     seeds: Seeds = 3,
@@ -71,8 +103,17 @@ def run_command(
     protocol: Protocol = "finetune",
     download: Download = False,
     image_size: ImageSize = None,
+    config: SweepFile = None,
 ) -> None:
     """Pretrain -> fine-tune every seed -> store -> leaderboard; a rerun skips what is done."""
+    if config is not None:  # the file's fields, except options given on the command line
+        def given(name: str) -> bool:  # by name: typer may carry its own copy of click's enum
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+        fields = {k: v for k, v in read_sweep(config, ctx.params).items() if not given(k)}
+        return run_command(ctx, **{**ctx.params, **fields, "config": None})
     from benchmark.core.config import PROTOCOLS, sized
     from benchmark.core.config import budget as get_budget
     from benchmark.core.names import check_choice, check_methods, check_tasks
