@@ -26,7 +26,8 @@ def run_benchmark(methods: Sequence[str] | str, task: str, budget: str = "cpu", 
     the columns of the board's CSV (``mean``, ``std``, ``ci``, ``p``, ``p_holm``, ``mdd``, ``counts`` ...)."""
     from benchmark.core.config import PROTOCOLS
     from benchmark.core.config import budget as get_budget
-    from benchmark.core.names import check_choice, check_methods, check_tasks
+    from benchmark.core.names import check_choice
+    from benchmark.core.registry import check_methods, check_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.results.store import ResultStore
     from benchmark.sweep.run import run

@@ -24,13 +24,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmark.results",),
     ("benchmark.sweep",),
     ("benchmark.analyses",),
-    ("benchmark.cli",),
+    ("benchmark.cli", "benchmark.api"),  # the two edges a user starts from: the command line and the Python API
     ("benchmark.__main__",),
     ("benchmark.tools",),
 )
 # Results are computed by the loops, never by results code: these stay out of benchmark.results.
 LOOPS = ("benchmark.pretraining.loop", "benchmark.finetuning.training", "benchmark.finetuning.protocols")
 MAX_TOP_MODULES = 6
+README_LAYOUT = "## Layout"  # the README section that lists the folders
 
 
 def project_modules(root: Path = REPO) -> dict[str, Path]:
@@ -200,3 +201,13 @@ def test_benchmark_cli_imports_in_a_fresh_process():
     proc = subprocess.run([sys.executable, "-c", "import benchmark.cli"], cwd=REPO, env=subprocess_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_readme_layout_names_every_package_and_subpackage():
+    """The README's Layout table matches the tree: each package and each benchmark/ subpackage is named there."""
+    text = (REPO / "README.md").read_text()
+    layout = text[text.index(README_LAYOUT):].split("\n## ")[0]
+    subpackages = sorted(p.parent.name for p in (REPO / "benchmark").glob("*/__init__.py"))
+    missing = [f"{p}/" for p in PACKAGES[1:] if f"`{p}/`" not in layout]
+    missing += [f"benchmark/{s}/" for s in subpackages if f"`benchmark/{s}/`" not in layout]
+    assert not missing, f"README's layout section lacks {missing}"

@@ -51,7 +51,8 @@ def finetune_command(
 
     from benchmark.core import registry
     from benchmark.core.config import PROTOCOLS
-    from benchmark.core.names import SUPERVISED, check_choice, check_init, check_tasks
+    from benchmark.core.names import SUPERVISED, check_choice
+    from benchmark.core.registry import check_init, check_tasks
 
     # names first, before torch is imported: a typo answers in a second
     check_init(init), check_tasks(task), check_choice("protocol", protocol, PROTOCOLS)

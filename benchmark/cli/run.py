@@ -116,7 +116,8 @@ def run_command(
         return run_command(ctx, **{**ctx.params, **fields, "config": None})
     from benchmark.core.config import PROTOCOLS, sized
     from benchmark.core.config import budget as get_budget
-    from benchmark.core.names import check_choice, check_methods, check_tasks
+    from benchmark.core.names import check_choice
+    from benchmark.core.registry import check_methods, check_tasks
 
     # every name first, before torch is imported: a typo answers in a second with what was meant
     check_methods(method), check_tasks(task), get_budget(budget), check_choice("protocol", protocol, PROTOCOLS)

@@ -71,55 +71,10 @@ def unknown(kind: str, name: str, known: Iterable[str], also: str = "") -> Unkno
                             + (f", {also}" if also else ""))
 
 
-def method_names() -> list[str]:
-    """Everything ``--method`` takes by name: methods, their variants, the inits and the controls."""
-    from benchmark.core import registry
-
-    return list(registry.METHODS) + list(registry.VARIANTS) + list(INITS) + [SUPERVISED]
-
-
 def looks_like_hub_id(name: str) -> bool:
     """``org/name`` with no local meaning: the only Hub ids the zoo publishes."""
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not Path(name).exists() and not name.startswith((".", "/", "~"))
-
-
-def check_methods(spec: str) -> list[str]:
-    """``--method``: ``all`` or comma-separated names, weights folders or Hub ids; unknown names raise at once."""
-    from benchmark.core import registry
-
-    if spec == "all":
-        return list(registry.METHODS) + [RANDOM, *CONTROLS, IMAGENET]
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    known = method_names()
-    for name in names:
-        if name not in known and not Path(name).exists() and "/" not in name:
-            raise unknown("method", name, known, "a weights folder or a Hub id")
-    return names
-
-
-def check_init(spec: str) -> str:
-    """``--init``: a known name, an existing folder or a Hub id; anything else raises at once with the forms."""
-    known = method_names()
-    if spec in known or Path(spec).exists() or looks_like_hub_id(spec):
-        return spec
-    raise UnknownNameError(f"--init {spec!r} is not a known init{did_you_mean(spec, known)}, nor a folder here, nor "
-                           f"a Hub id; --init takes {INIT_FORMS}")
-
-
-def check_tasks(spec: str) -> list[str]:
-    """``--task``: ``all`` or comma-separated registered names, CSV manifests or data folders."""
-    from benchmark.core import registry
-
-    if spec == "all":
-        return list(registry.TASKS)
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    for name in names:
-        if name not in registry.TASKS and registry.own_path(name) is None and name not in registry.OWN:
-            if name.lower().endswith(".csv") or "/" in name:
-                continue  # registry.resolve_task names the missing file
-            raise unknown("task", name, registry.TASKS, "a CSV manifest or a data folder")
-    return names
 
 
 def check_choice(kind: str, name: str, choices: Iterable[str]) -> str:

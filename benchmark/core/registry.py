@@ -12,6 +12,7 @@ import importlib
 import re
 from pathlib import Path
 
+from benchmark.core import names
 from benchmark.core.names import did_you_mean
 from benchmark.errors import ConfigError, MissingFileError, UnknownNameError
 from benchmark.tasks.medmnist import FLAGS as MEDMNIST_FLAGS  # every 2D flag of medmnist.INFO, listed once there
@@ -161,3 +162,44 @@ def make_task(name: str, data_root=None, image_size: int | None = None, **kwargs
     fits = [b.name for b in BUDGETS.values() if (b.image_size or cls.image_size) >= cls.min_size]
     raise TaskSizeError(f"task {name!r} needs inputs of at least {cls.min_size} px (its targets vanish when "
                         f"shrunk further), not {size}; use --budget {' or '.join(fits)}")
+
+
+# ----------------------------------------------------------------------------- names typed by users
+
+def method_names() -> list[str]:
+    """Everything ``--method`` takes by name: methods, their variants, the inits and the controls."""
+    return list(METHODS) + list(VARIANTS) + list(names.INITS) + [names.SUPERVISED]
+
+
+def check_methods(spec: str) -> list[str]:
+    """``--method``: ``all`` or comma-separated names, weights folders or Hub ids; unknown names raise at once."""
+    if spec == "all":
+        return list(METHODS) + [names.RANDOM, *names.CONTROLS, names.IMAGENET]
+    given = [s.strip() for s in spec.split(",") if s.strip()]
+    known = method_names()
+    for name in given:
+        if name not in known and not Path(name).exists() and "/" not in name:
+            raise names.unknown("method", name, known, "a weights folder or a Hub id")
+    return given
+
+
+def check_init(spec: str) -> str:
+    """``--init``: a known name, an existing folder or a Hub id; anything else raises at once with the forms."""
+    known = method_names()
+    if spec in known or Path(spec).exists() or names.looks_like_hub_id(spec):
+        return spec
+    raise UnknownNameError(f"--init {spec!r} is not a known init{names.did_you_mean(spec, known)}, nor a folder here, "
+                           f"nor a Hub id; --init takes {names.INIT_FORMS}")
+
+
+def check_tasks(spec: str) -> list[str]:
+    """``--task``: ``all`` or comma-separated registered names, CSV manifests or data folders."""
+    if spec == "all":
+        return list(TASKS)
+    given = [s.strip() for s in spec.split(",") if s.strip()]
+    for name in given:
+        if name not in TASKS and own_path(name) is None and name not in OWN:
+            if name.lower().endswith(".csv") or "/" in name:
+                continue  # resolve_task names the missing file
+            raise names.unknown("task", name, TASKS, "a CSV manifest or a data folder")
+    return given

@@ -21,7 +21,7 @@ from rich.console import Console
 from benchmark.core import registry
 from benchmark.core.config import Budget, FinetuneConfig, PretrainConfig
 from benchmark.core.config import budget as get_budget
-from benchmark.core.names import SUPERVISED, check_methods, check_tasks
+from benchmark.core.names import SUPERVISED
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.finetuning import supervised
 from benchmark.finetuning.inits import imagenet_weights_reachable
@@ -43,12 +43,12 @@ def command_line() -> str:
 
 def expand_methods(spec: str) -> list[str]:
     """``all`` = every registered method, random init, the two controls (``supervised``, ``random-aa``) and ImageNet
-    init (when its weights are at hand); names are checked before anything heavy runs (``names.check_methods``)."""
-    return check_methods(spec)
+    init (when its weights are at hand); names are checked before anything heavy runs (``registry.check_methods``)."""
+    return registry.check_methods(spec)
 
 
 def expand_tasks(spec: str) -> list[str]:
-    names = check_tasks(spec)
+    names = registry.check_tasks(spec)
     for name in names:
         registry.task_class(name)  # a manifest path that is gone raises here, naming it
     return names

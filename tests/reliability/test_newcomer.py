@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmark.core import names
+from benchmark.core import names, registry
 from benchmark.errors import UnknownNameError
 from tests.reliability.common import REPO, Result, assert_one_line_error, cli_subprocess, subprocess_env
 
@@ -50,9 +50,9 @@ def test_names_checks_offer_the_closest_name_only_when_one_is_close():
     assert names.did_you_mean("simclf", ["simclr", "byol"]) == " (did you mean 'simclr'?)"
     assert names.did_you_mean("zzzz", ["simclr", "byol"]) == ""
     with pytest.raises(UnknownNameError, match="did you mean 'moco'"):
-        names.check_methods("tower,mocco")
-    assert names.check_methods("all")[-3:] == ["supervised", "random-aa", "imagenet"]
-    assert names.check_init("org/model") == "org/model" and names.check_init("random-aa") == "random-aa"
+        registry.check_methods("tower,mocco")
+    assert registry.check_methods("all")[-3:] == ["supervised", "random-aa", "imagenet"]
+    assert registry.check_init("org/model") == "org/model" and registry.check_init("random-aa") == "random-aa"
     assert names.looks_like_hub_id("org/model") and not names.looks_like_hub_id("towr")
 
 
