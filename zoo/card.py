@@ -100,4 +100,6 @@ def model_card(info: ExportInfo, repo_id: str = REPO_PLACEHOLDER, commands: Sequ
         version=info.version, protocol_hash=info.protocol_hash, health=_health(info.health),
         protocol=json.dumps(info.pretrain, indent=2, sort_keys=True), results=_results_table(info.results),
         commands=_commands(commands), repo=repo_id, license=info.pretrain.get("license", "mit"),
+        task=info.pretrain.get("task", "not recorded"), n_images=info.pretrain.get("n_images", "an unrecorded number of"),
+        steps=info.pretrain.get("steps", "an unrecorded number of"), batch=info.pretrain.get("global_batch", "?"),
     )

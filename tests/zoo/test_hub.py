@@ -294,6 +294,10 @@ def test_model_card_has_the_results(saved):
     assert (result.task_name, result.dataset_name, result.metric_type, result.metric_value) == ("drive", "DRIVE", "dice", 80.1)
     assert card.data.library_name == "timm" and "tower" in card.data.tags
     assert stable_hash(PRETRAIN) in card.text and "local-dir:" in card.text and "from_pretrained" in card.text
+    for section in ("## Intended use", "## Limitations", "## Training data and procedure", "## Citation"):
+        assert section in card.text, section
+    assert "Not validated for clinical use" in card.text and "@article{chen_tower" in card.text
+    assert "Pretrained on task `drive`" in card.text  # from the pretraining record
 
 
 def test_publish_dry_run_touches_no_network(saved):
