@@ -114,8 +114,8 @@ def test_pretrain_finetune_leaderboard_through_the_cli(layout, tmp_path, capsys,
     assert [json.loads(p.read_text())["task"] for p in records] == [name]
     res = cli(capsys, "leaderboard", data, "--store", "results", "--out", "boards", "--reference", "random", *own)
     assert res.code == 0, res.err
-    assert (tmp_path / "boards" / f"{name}.md").is_file()
-    assert str(tmp_path) not in (tmp_path / "boards" / f"{name}.md").read_text()
+    board = tmp_path / "boards" / f"{name}-smoke.md"  # named as run names it: task and budget
+    assert board.is_file() and str(tmp_path) not in board.read_text()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -135,7 +135,7 @@ def test_linear_and_knn_protocols_on_own_data(layout, tmp_path, capsys, monkeypa
         res = cli(capsys, "leaderboard", data, "--store", "results", "--out", "boards", "--reference", "random",
                   "--protocol", protocol)
         assert res.code == 0, res.err
-        assert f"protocol**: `{protocol}`" in (tmp_path / "boards" / f"{name}-{protocol}.md").read_text()
+        assert f"protocol**: `{protocol}`" in (tmp_path / "boards" / f"{name}-smoke-{protocol}.md").read_text()
 
 
 def test_run_sweep_on_a_csv(tmp_path, capsys, monkeypatch):
