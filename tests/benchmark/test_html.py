@@ -122,3 +122,13 @@ def test_board_in_headless_chromium(tmp_path):
     index = run_chromium(exe, tmp_path, "--dump-dom", paths["index"].as_uri()).stdout
     links = re.findall(r'<a href="([^"]+)">', index)
     assert links == ["drive-test.html"] and (tmp_path / links[0]).is_file()
+
+
+def test_index_lists_boards_in_natural_order(tmp_path):
+    from benchmark.results.report.html import index_page
+
+    for name in ("t-10pct", "t-1pct", "t", "t-5pct"):
+        write_leaderboard(board(), tmp_path, name, STAMP)
+    page = index_page(tmp_path)
+    at = [page.index(f'href="{n}.html"') for n in ("t", "t-1pct", "t-5pct", "t-10pct")]
+    assert at == sorted(at)  # 1 before 5 before 10, not "10" before "1"

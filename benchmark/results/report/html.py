@@ -132,10 +132,15 @@ def _summary(df: pd.DataFrame) -> str:
             f"budget {', '.join(sorted(set(df['budget'])))}")
 
 
+def natural_key(path: Path) -> list:
+    """Numbers in a name sort as numbers: ``-1pct`` before ``-5pct`` before ``-10pct``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+
+
 def index_page(out_dir: str | Path) -> str:
     """``index.html``: a link per board page in ``out_dir``, with the summary each page carries."""
     entries = []
-    for page in sorted(Path(out_dir).glob("*.html")):
+    for page in sorted(Path(out_dir).glob("*.html"), key=natural_key):
         if page.name == INDEX:
             continue
         text = page.read_text(encoding="utf-8")
