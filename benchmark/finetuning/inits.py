@@ -85,8 +85,8 @@ def check_hub_id(spec: str) -> None:
 
     from zoo.hub import CONFIG_FILE
 
-    if Path(spec).is_dir():
-        return
+    if Path(spec).exists():
+        return  # a folder, or a file where a folder belongs: from_pretrained says what it expected
     if not looks_like_hub_id(spec):
         raise UnknownNameError(f"--init {spec!r}: no such folder, and not a Hub id (org/name); --init takes {INIT_FORMS}")
     if isinstance(try_to_load_from_cache(spec, CONFIG_FILE), str) or hub_reachable():

@@ -169,7 +169,7 @@ def execute(jobs: Sequence[Job], threads: int | None = None, queue: Path | None 
 def _follow(submitted: list, queue: Path, total: int, phase: str, poll_s: float = 1.0) -> None:
     """While the workers run, report each job of the queue as it ends; a failed one names its worker's log (a local
     worker's job id is its pid, which its claim files hold)."""
-    logs = {str(job.job_id): job.paths.stderr for job in submitted}
+    logs = {str(job.job_id): job.paths.stderr for job in submitted if job.paths is not None}
     report, seen = SweepProgress(total, phase), set()
     try:
         while True:

@@ -80,6 +80,10 @@ def test_local_workers_get_one_gpu_each_and_draw_from_one_queue(monkeypatch, tmp
 
     class Done:
         job_id = "0"
+        paths = None  # a real job's log files; none here
+
+        def done(self):
+            return True
 
         def result(self):
             return []

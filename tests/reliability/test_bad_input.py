@@ -187,8 +187,8 @@ def test_missing_hub_id_offline_fails_fast_in_one_line(tmp_path):
                          "--store", tmp_path / "store", cwd=tmp_path, timeout=120,
                          HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     elapsed = time.monotonic() - start
-    assert_one_line_error(res, "'nobody-here/no-such-weights' is not a local folder", "offline (HF_HUB_OFFLINE=1)",
-                          "Hugging Face cache")
+    assert_one_line_error(res, "--init nobody-here/no-such-weights", "HF_HUB_OFFLINE is set", "Hugging Face cache",
+                          "a weights folder")
     assert elapsed < 90, f"an offline miss took {elapsed:.0f} s (network retries?)"
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1  # the real console entry point: one line
     assert not (tmp_path / "store").exists()
