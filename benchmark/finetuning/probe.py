@@ -23,7 +23,7 @@ from torch import nn
 from benchmark.core.config import FinetuneConfig
 from benchmark.finetuning.logistic import logistic_probe
 from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, to_scores
-from benchmark.finetuning.training import batch_bounds, image_batches, train_loop
+from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 
 KNN_K = 20
@@ -57,11 +57,8 @@ def precise_bn(net: nn.Module, split: Split, batch_size: int, device: torch.devi
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches seen
     net.encoder.train()
-    bounds = batch_bounds(len(split), batch_size)  # no one-sample batch: BatchNorm cannot take one in train mode
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        x = split.images[lo:hi].to(device).float().div_(255)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-            net.forward_pooled(x.contiguous(memory_format=torch.channels_last) if fast else x)
+    for _ in run_batched(net.forward_pooled, split, batch_size, device, fast, train_mode_batches=True):
+        pass
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     net.encoder.eval()

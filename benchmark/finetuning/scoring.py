@@ -12,15 +12,19 @@ import torch
 from torch import nn
 
 from benchmark.core.config import TRIVIAL_MARGIN, FinetuneConfig
+from benchmark.finetuning.training import batch_bounds
 from benchmark.tasks.base import Split
 
 
 def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], split: Split, batch_size: int, device: torch.device,
-                fast: bool = False) -> Iterator[torch.Tensor]:
+                fast: bool = False, train_mode_batches: bool = False) -> Iterator[torch.Tensor]:
     """``fn`` on the FULL split in batches of images in [0, 1] on ``device`` (bf16 + channels_last when ``fast``),
-    each output as float32: what every protocol's scoring and feature extraction is built on."""
-    for start in range(0, len(split), batch_size):
-        x = split.images[start : start + batch_size].to(device).float().div_(255)
+    each output as float32: what every protocol's scoring and feature extraction is built on.
+    ``train_mode_batches``: a trailing one-sample batch joins the one before (BatchNorm in train mode needs two)."""
+    bounds = batch_bounds(len(split), batch_size) if train_mode_batches else [*range(0, len(split), batch_size),
+                                                                              len(split)]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        x = split.images[start:stop].to(device).float().div_(255)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
             yield fn(x.contiguous(memory_format=torch.channels_last) if fast else x).float()
 

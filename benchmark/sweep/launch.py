@@ -100,7 +100,7 @@ class SweepProgress:
     one-line result as it lands (a failed one names its log). A live bar on a terminal, plain lines in a log."""
 
     def __init__(self, total: int, phase: str):
-        self.total, self.done, self.phase, self.start = total, 0, phase, time.monotonic()
+        self.total, self.done, self.start = total, 0, time.monotonic()
         self.bar = None
         if console.is_terminal:
             from rich import progress as bars
