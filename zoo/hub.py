@@ -1,8 +1,8 @@
-"""Weights in and out, in huggingface_hub's ``ModelHubMixin`` style: ``UNet.from_pretrained(id_or_dir)``,
+"""Weights in and out on huggingface_hub's ``ModelHubMixin``: ``UNet.from_pretrained(id_or_dir, ...)``,
 ``net.save_pretrained(dir)``, ``net.push_to_hub(repo_id)`` over the folder layout of ``zoo.export``.
 
 A Hub id is read through the Hugging Face cache, so it loads offline once downloaded. Loading is strict
-by default and reads safetensors only. huggingface_hub is imported when a Hub repo is touched, not before.
+by default and reads safetensors only.
 """
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
+
+import torch
+from huggingface_hub import ModelHubMixin
 
 from .card import REPO_PLACEHOLDER, model_card
 from .errors import BadFileError, MissingFileError, NotAFolderError
@@ -48,11 +51,14 @@ def _strip_prefix(name: str) -> str:
 
 
 class _Source:
-    """A local folder or a Hub repo; ``file(name)`` gives a local path to one of its files or None."""
+    """A local folder or a Hub repo; ``file(name)`` gives a local path to one of its files or None.
 
-    def __init__(self, name_or_path: str | Path, revision: str | None = None):
+    ``download`` holds the Hub arguments (``revision``, ``cache_dir``, ``force_download``, ``local_files_only``,
+    ``token``), passed to ``hf_hub_download`` as they are; a local folder ignores them."""
+
+    def __init__(self, name_or_path: str | Path, **download: Any):
         self.name = _strip_prefix(str(name_or_path))
-        self.revision = revision
+        self.download = download
         path = Path(self.name).expanduser()
         self.folder = path if path.is_dir() else None
         if self.folder is None:
@@ -67,7 +73,8 @@ class _Source:
     def __str__(self) -> str:
         if self.folder:
             return str(self.folder)
-        return f"Hub repo {self.name!r}" + (f"@{self.revision}" if self.revision else "")
+        revision = self.download.get("revision")
+        return f"Hub repo {self.name!r}" + (f"@{revision}" if revision else "")
 
     def file(self, filename: str) -> Path | None:
         if self.folder is not None:
@@ -83,23 +90,28 @@ class _Source:
         )
 
         try:
-            return Path(hf_hub_download(self.name, filename, revision=self.revision))
+            return Path(hf_hub_download(self.name, filename, **self.download))
         except LocalEntryNotFoundError as err:  # offline, or the Hub unreachable, and not in the cache
-            offline = constants.is_offline_mode()
-            why = "the machine is offline (HF_HUB_OFFLINE=1)" if offline else "the Hub is unreachable"
+            cache = self.download.get("cache_dir") or constants.HF_HUB_CACHE
+            if self.download.get("local_files_only"):
+                why = "local_files_only=True"
+            elif constants.is_offline_mode():
+                why = "the machine is offline (HF_HUB_OFFLINE=1)"
+            else:
+                why = "the Hub is unreachable"
             raise MissingFileError(
                 f"{self.name!r} is not a local folder, and {filename} of Hub repo {self.name!r} is not in the "
-                f"Hugging Face cache ({constants.HF_HUB_CACHE}) while {why}: download the repo on a connected machine "
+                f"Hugging Face cache ({cache}) while {why}: download the repo on a connected machine "
                 f"(`hf download {self.name}`) into that cache, or pass a local folder"
             ) from err
         except EntryNotFoundError:
             return None
         except RevisionNotFoundError as err:
-            raise MissingFileError(f"Hub repo {self.name!r} has no revision {self.revision!r}") from err
+            raise MissingFileError(f"Hub repo {self.name!r} has no revision {self.download.get('revision')!r}") from err
         except RepositoryNotFoundError as err:
             raise MissingFileError(
                 f"{self.name!r} is neither a local folder nor a Hub repo you can access "
-                "(private? pass a token / `hf auth login`)"
+                "(private? pass token= / `hf auth login`)"
             ) from err
         except HFValidationError as err:
             raise MissingFileError(f"{self.name!r} is neither a local folder nor a valid Hub repo id "
@@ -122,26 +134,43 @@ class _Source:
 def load_config(name_or_path: str | Path, *, revision: str | None = None,
                 allow_encoder_only: bool = False) -> ExportInfo:
     """The export info of a local folder or Hub repo (the Hub through its cache, so offline works)."""
-    return read_config(_Source(name_or_path, revision).require(CONFIG_FILE), allow_encoder_only)[1]
+    return read_config(_Source(name_or_path, revision=revision).require(CONFIG_FILE), allow_encoder_only)[1]
 
 
-class HubMixin:
-    """``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` for a U-Net-shaped module.
+class HubMixin(ModelHubMixin):
+    """huggingface_hub's ``ModelHubMixin`` for a U-Net-shaped module: ``from_pretrained`` takes what every Hub
+    model takes (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``,
+    ``map_location``), ``save_pretrained(dir, push_to_hub=True, repo_id=...)`` and ``push_to_hub`` upload.
 
     The class provides ``from_config(unet_dict)``, ``config`` (with ``to_dict()``), ``encoder``, ``decoder``
-    and ``head``. ``pretrained_cfg`` is the ``ExportInfo`` the net was loaded with (None: not loaded).
+    and ``head``. ``export_info`` is the ``ExportInfo`` the net was loaded with (None: not loaded); the name
+    keeps it apart from timm's ``pretrained_cfg`` (the encoder's data config, in ``config.json``).
     """
 
-    pretrained_cfg: ExportInfo | None = None
+    export_info: ExportInfo | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, strict: bool = True,
-                        allow_encoder_only: bool = False):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, force_download: bool = False,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, revision: str | None = None, **model_kwargs: Any):
         """Rebuild the exact net of a folder or Hub repo and load its weights (strictly by default).
 
-        ``allow_encoder_only`` also accepts a plain timm folder/repo: its encoder, a fresh decoder.
-        """
-        source = _Source(name_or_path, revision)
+        The mixin's own ``from_pretrained`` turns ``config.json``'s top-level keys into ``__init__`` arguments;
+        here the architecture lives in its ``tower_bench`` section (the top level is timm's), so this goes to
+        ``_from_pretrained`` with the same arguments and nothing injected."""
+        return cls._from_pretrained(model_id=str(pretrained_model_name_or_path), revision=revision,
+                                    cache_dir=cache_dir, force_download=force_download,
+                                    local_files_only=local_files_only, token=token, **model_kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         strict: bool = True, allow_encoder_only: bool = False,
+                         map_location: str | torch.device = "cpu"):
+        """``strict``: every key present and shaped alike; ``allow_encoder_only`` also accepts a plain timm
+        folder/repo (its encoder, a fresh decoder); ``map_location``: the device the net is returned on."""
+        source = _Source(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                         local_files_only=local_files_only, token=token)
         config_file = source.require(CONFIG_FILE)
         config, info = read_config(config_file, allow_encoder_only)
         try:
@@ -164,13 +193,15 @@ class HubMixin:
             else:
                 load_state(net, load_tensors(decoder_file), f"{decoder_file} (decoder + head)", strict,
                            DECODER_PREFIXES)
-        net.pretrained_cfg = info
-        return net
+        net.export_info = info
+        return net.to(map_location)
 
-    def save_pretrained(self, save_dir: str | Path, *, method: str | None = None, trains_decoder: bool = False,
-                        pretrain: dict | None = None, results: list[dict] | None = None) -> Path:
-        """Write the four files of the layout (each atomically) and return the folder (see ``ExportInfo``)."""
-        save_dir = Path(save_dir)
+    def save_pretrained(self, save_directory: str | Path, *, method: str | None = None, trains_decoder: bool = False,
+                        pretrain: dict | None = None, results: list[dict] | None = None, push_to_hub: bool = False,
+                        repo_id: str | None = None, **push_to_hub_kwargs: Any) -> Path:
+        """Write the four files of the layout (each atomically) and return the folder (see ``ExportInfo``);
+        ``push_to_hub=True`` then uploads it to ``repo_id`` (default: the folder's name), as the mixin does."""
+        save_dir = Path(save_directory)
         info = ExportInfo.create(self.config.to_dict(), method=method, trains_decoder=trains_decoder,
                                  pretrain=pretrain, results=results)
         state = self.state_dict()
@@ -179,17 +210,19 @@ class HubMixin:
         trained_at = ((pretrain or {}).get("config") or {}).get("image_size")
         atomic_write_text(save_dir / CONFIG_FILE, config_json(timm_config(self, trained_at, method), info))
         atomic_write_text(save_dir / CARD_FILE, model_card(info))
+        if push_to_hub:
+            _push_folder(save_dir, repo_id or save_dir.name, **push_to_hub_kwargs)
         return save_dir
 
-    def push_to_hub(self, repo_id: str, *, private: bool = False, revision: str | None = None,
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload tower-bench weights", token: str | None = None,
                     **save_kwargs: Any) -> str:
         """Save to a temporary folder (``save_kwargs`` as for ``save_pretrained``) and upload exactly that; returns
         the commit URL."""
         with tempfile.TemporaryDirectory(prefix="tower-bench-save-") as tmp:
             folder = self.save_pretrained(Path(tmp) / "saved", **save_kwargs)
-            return push_to_hub(folder, repo_id, private=private, revision=revision, commit_message=commit_message,
-                               token=token)
+            return _push_folder(folder, repo_id, private=private, revision=revision, commit_message=commit_message,
+                                token=token)
 
 
 def save_pretrained(net: HubMixin, save_dir: str | Path, **kwargs: Any) -> Path:
@@ -246,7 +279,7 @@ def push_to_hub(
     save_dir_or_net: str | Path | HubMixin,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     revision: str | None = None,
     commit_message: str = "Upload tower-bench weights",
     token: str | None = None,
@@ -265,9 +298,15 @@ def push_to_hub(
     if save_kwargs:
         raise TypeError(f"push_to_hub: {sorted(save_kwargs)} only apply when pushing a net, not the folder "
                         f"{save_dir_or_net}")
+    return _push_folder(Path(save_dir_or_net), repo_id, private=private, revision=revision,
+                        commit_message=commit_message, token=token, info=info, commands=commands)
+
+
+def _push_folder(save_dir: Path, repo_id: str, *, private: bool | None = None, revision: str | None = None,
+                 commit_message: str = "Upload tower-bench weights", token: str | None = None,
+                 info: ExportInfo | None = None, commands: Sequence[str] = ()) -> str:
     from huggingface_hub import HfApi
 
-    save_dir = Path(save_dir_or_net)
     own = validate_folder(save_dir)
     if info is not None and dataclasses.replace(info, results=own.results) != own:
         raise ValueError(f"push_to_hub: the info given for {save_dir} differs from its {CONFIG_FILE} beyond the "

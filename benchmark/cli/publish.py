@@ -25,8 +25,8 @@ def publish_command(
     console = Console()
     validate_folder(path)
     net = UNet.from_pretrained(path, strict=True)  # the exact files that go up must load back
-    info, commands = card_inputs(ResultStore(store), net.pretrained_cfg, path)
-    stored = len(info.results) - len(net.pretrained_cfg.results)
+    info, commands = card_inputs(ResultStore(store), net.export_info, path)
+    stored = len(info.results) - len(net.export_info.results)
     console.print(f"[green]ok[/green] {path}: {net.config.encoder} U-Net, method {info.method}, "
                   f"protocol {info.protocol_hash}; {stored} stored result(s) from {store}")
     if dry_run:

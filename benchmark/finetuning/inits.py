@@ -128,7 +128,7 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
 
     The task decides ``out_chans``: a pretrained net keeps its encoder, its decoder when its method
     trained one (the pretrained decoder channels then win), and its head only when that already has
-    the requested shape; everything else is freshly initialised (seed first). ``net.pretrained_cfg``
+    the requested shape; everything else is freshly initialised (seed first). ``net.export_info``
     is the pretrained folder's ``ExportInfo``, or None for random / imagenet.
     """
     cfg = UNetConfig.from_dict(unet_config) if isinstance(unet_config, dict) else unet_config
@@ -143,7 +143,7 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
         # loading must not consume the caller's RNG: the fresh parts below then equal random init's
         pre = UNet.from_pretrained(spec)
     _check_compatible(pre.config, cfg, spec)
-    info = pre.pretrained_cfg
+    info = pre.export_info
     if info.trains_decoder and tuple(pre.config.decoder_channels) != tuple(cfg.decoder_channels):
         warnings.warn(
             f"--init {spec}: keeping its pretrained decoder with channels {pre.config.decoder_channels} "
@@ -156,5 +156,5 @@ def load_init(spec: str, unet_config: UNetConfig | dict, *, imagenet_weights: st
         net.decoder.load_state_dict(pre.decoder.state_dict())
         if net.head.weight.shape == pre.head.weight.shape:
             net.head.load_state_dict(pre.head.state_dict())
-    net.pretrained_cfg = info  # the fresh net carries what it was initialised from
+    net.export_info = info  # the fresh net carries what it was initialised from
     return net

@@ -90,8 +90,8 @@ def test_supervised_trains_on_the_pool_and_exports_weights_a_fine_tuning_loads(t
     cfg = cfg.replace(encoder=TINY_ENCODER, decoder_channels=TINY_DECODER, eval_batch_size=16)
     export = train_supervised(cfg, task, tmp_path / "sup", progress=False)
     net = UNet.from_pretrained(export)
-    assert net.pretrained_cfg.method == "supervised" and net.pretrained_cfg.trains_decoder
-    assert "supervised_val" in net.pretrained_cfg.health
+    assert net.export_info.method == "supervised" and net.export_info.trains_decoder
+    assert "supervised_val" in net.export_info.health
     rec = finetune(tiny(init=str(export)), task, progress=False)
     assert rec["pretrain_health"]["supervised_images"] == task.sizes["pool"]
 

@@ -15,7 +15,7 @@ from ..zoo.test_hub import assert_same_state, make_saved
 def test_load_init_random_and_pretrained_folder(tiny_unet, tmp_path):
     cfg = UNetConfig(TINY_ENCODER, 1, 2, TINY_DECODER)
     net = load_init("random", cfg.to_dict())
-    assert net.config == cfg and net.pretrained_cfg is None
+    assert net.config == cfg and net.export_info is None
 
     pre = make_saved(tiny_unet, tmp_path / "dec", in_chans=1, out_chans=1, trains_decoder=True)
     torch.manual_seed(1)
@@ -23,7 +23,7 @@ def test_load_init_random_and_pretrained_folder(tiny_unet, tmp_path):
     assert net.config.out_chans == 2 and net.head.weight.shape[0] == 2
     assert_same_state(pre.encoder, net.encoder)
     assert_same_state(pre.decoder, net.decoder)
-    assert net.pretrained_cfg.trains_decoder is True
+    assert net.export_info.trains_decoder is True
 
     pre = make_saved(tiny_unet, tmp_path / "enc", in_chans=1, out_chans=1, trains_decoder=False)
     net = load_init(str(tmp_path / "enc"), cfg)

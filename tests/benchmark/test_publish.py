@@ -120,5 +120,5 @@ def test_publish_uploads_the_card_and_config_with_the_stored_results(export, tmp
     assert own == {"task": "drive", "metric": "dice", "value": 79.5, "dataset_name": "DRIVE"}
     assert (from_store["value"], from_store["std"], from_store["n"], from_store["seeds"]) == \
         (81.25, round(statistics.stdev([80.0, 82.5]), 2), 2, [0, 1])
-    assert UNet.from_pretrained(kept).pretrained_cfg.results == tuple(results)
+    assert UNet.from_pretrained(kept).export_info.results == tuple(results)
     assert "## Downstream results" in (path / CARD_FILE).read_text() and "81.25" not in (path / CARD_FILE).read_text()

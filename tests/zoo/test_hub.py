@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 import timm
 import torch
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi, ModelCard, ModelHubMixin
 from safetensors.torch import load_file, save_file
 
 from zoo import UNet
@@ -71,7 +71,7 @@ def test_round_trip_restores_every_tensor_and_config(saved):
     assert_same_state(net, loaded)
     x = torch.rand(2, 1, 48, 40)
     assert torch.equal(net(x), loaded(x))
-    info = loaded.pretrained_cfg
+    info = loaded.export_info
     assert info.unet == net.config.to_dict() and info.unet["encoder"] == TINY_ENCODER and info.unet["in_chans"] == 1
     assert (info.method, info.trains_decoder, info.pretrain) == ("tower", True, PRETRAIN)
     assert info.protocol_hash == stable_hash(PRETRAIN) and info.version and info.format == 1
@@ -140,7 +140,7 @@ a, b = from_pretrained("org/name").eval(), from_pretrained({str(path)!r}).eval()
 assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
 c = UNet.from_pretrained("hf-hub:org/name").eval()  # the method, as huggingface_hub's mixins spell it
 assert all(torch.equal(c.state_dict()[k], v) for k, v in b.state_dict().items())
-assert a.pretrained_cfg.method == "tower"
+assert a.export_info.method == "tower"
 m = timm.create_model("hf-hub:org/name", pretrained=True).eval()
 x = torch.rand(1, 1, 64, 64)
 assert torch.allclose(m.forward_features((x - 0.5) / 0.5), a.forward_features(x)[-1], atol=1e-6)
@@ -153,6 +153,48 @@ from_pretrained("org/missing")  # not in the cache: must fail with a clear messa
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("zoo.errors.MissingFileError") and "'org/missing'" in last
     assert "offline" in last and "local folder" in last
+
+
+def test_from_pretrained_takes_the_arguments_of_every_hub_model(saved, tmp_path):
+    """cache_dir + local_files_only read a Hub cache in process (no environment variable); map_location places the
+    net; an uncached repo under local_files_only names that reason."""
+    net, path = saved
+    _populate_hf_cache(path, tmp_path / "cache", "org/name")
+    loaded = UNet.from_pretrained("org/name", cache_dir=tmp_path / "cache", local_files_only=True, revision="main",
+                                  map_location="meta")
+    assert isinstance(loaded, ModelHubMixin) and loaded.export_info.method == "tower"
+    assert {p.device.type for p in loaded.parameters()} == {"meta"}
+    assert_same_state(net, UNet.from_pretrained("org/name", cache_dir=tmp_path / "cache", local_files_only=True))
+    with pytest.raises(FileNotFoundError, match=r"'org/missing'.*local_files_only=True"):
+        UNet.from_pretrained("org/missing", cache_dir=tmp_path / "cache", local_files_only=True)
+
+
+def test_hub_arguments_reach_the_download(saved, tmp_path):
+    """token, revision, force_download and cache_dir go to hf_hub_download unchanged, for every file read."""
+    net, path = saved
+    calls = []
+
+    def download(repo_id, filename, **kw):
+        calls.append((repo_id, filename, kw))
+        return str(path / filename)
+
+    with mock.patch("huggingface_hub.hf_hub_download", side_effect=download):
+        loaded = UNet.from_pretrained("org/name", token="hf_x", revision="v2", force_download=True,
+                                      cache_dir=tmp_path / "c")
+    assert_same_state(net, loaded)
+    assert [f for _, f, _ in calls] == [CONFIG_FILE, ENCODER_FILE, DECODER_FILE]
+    want = {"token": "hf_x", "revision": "v2", "force_download": True, "cache_dir": tmp_path / "c",
+            "local_files_only": False}
+    assert all(repo == "org/name" and kw == want for repo, _, kw in calls)
+
+
+def test_save_pretrained_pushes_like_the_mixin(tiny_unet, tmp_path, fake_hub):
+    seen, create_repo, _, _ = fake_hub
+    net = tiny_unet(1)
+    net.save_pretrained(tmp_path / "my-unet", method="tower", push_to_hub=True, private=True)
+    create_repo.assert_called_once_with("my-unet", private=True, exist_ok=True)  # the folder's name, as the mixin
+    assert seen["files"] == sorted(FILES)
+    assert_same_state(net, UNet.from_pretrained(seen["uploaded"]))
 
 
 def _corrupt(file: Path) -> tuple[str, str]:
@@ -187,13 +229,13 @@ def test_strict_load_lists_missing_unexpected_and_misshaped_keys(saved, file):
 def test_methods_round_trip_like_a_hub_mixin(tiny_unet, tmp_path):
     net = tiny_unet(1, 2)
     randomise_bn(net)
-    assert net.pretrained_cfg is None  # not loaded: nothing to describe
+    assert net.export_info is None  # not loaded: nothing to describe
     assert net.save_pretrained(tmp_path / "m", method="byol", pretrain=PRETRAIN) == tmp_path / "m"
     loaded = UNet.from_pretrained(tmp_path / "m")
     assert type(loaded) is UNet and loaded.config == net.config
     assert_same_state(net, loaded)
-    assert (loaded.pretrained_cfg.method, loaded.pretrained_cfg.trains_decoder) == ("byol", False)
-    assert loaded.pretrained_cfg == load_config(tmp_path / "m")
+    assert (loaded.export_info.method, loaded.export_info.trains_decoder) == ("byol", False)
+    assert loaded.export_info == load_config(tmp_path / "m")
 
 
 def test_missing_decoder_file_is_an_error_unless_not_strict(saved):
@@ -230,7 +272,7 @@ def test_missing_folder_and_plain_timm_folder(tmp_path):
         net = from_pretrained(tmp_path / "timm", allow_encoder_only=True)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     assert all(torch.equal(net.encoder.state_dict()[k], v) for k, v in expected.items())
-    assert net.config.in_chans == 3 and net.pretrained_cfg.method is None and net.pretrained_cfg.encoder_only
+    assert net.config.in_chans == 3 and net.export_info.method is None and net.export_info.encoder_only
 
 
 @pytest.fixture
