@@ -87,8 +87,13 @@ class LiTS(Task):
 
     def _slices(self, vid: int, vol_path: Path, seg_path: Path) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Kept axial slices of one volume: (S, 1, H, W) uint8 windowed CT, (S, H, W) uint8 liver mask."""
-        import nibabel as nib
         import torch
+
+        try:
+            import nibabel as nib
+        except ImportError:
+            raise DataError(f"{self.name}: reading {vol_path.name} needs nibabel: pip install 'tower-bench[nifti]'") \
+                from None
 
         try:
             vol, seg = nib.load(vol_path), nib.load(seg_path)
