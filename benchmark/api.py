@@ -24,25 +24,18 @@ def run_benchmark(methods: Sequence[str] | str, task: str, budget: str = "cpu", 
     """Pretrain ``methods`` (names as ``--method`` takes them, or ``"all"``), fine-tune each init ``seeds`` times on
     ``task`` and return the board: one row per (label fraction, init) plus the trivial and reference rows, with
     the columns of the board's CSV (``mean``, ``std``, ``ci``, ``p``, ``p_holm``, ``mdd``, ``counts`` ...)."""
-    from benchmark.core.config import PROTOCOLS
-    from benchmark.core.config import budget as get_budget
-    from benchmark.core.names import check_choice
-    from benchmark.core.registry import check_methods, check_tasks
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.results.store import ResultStore
     from benchmark.sweep.run import run
+    from benchmark.sweep.spec import Outputs, Sweep
 
-    spec = methods if isinstance(methods, str) else ",".join(methods)
-    names, tasks = check_methods(spec), check_tasks(task)
-    b = get_budget(budget)
-    check_choice("protocol", protocol, PROTOCOLS)
-    fractions = [float(f) for f in label_fractions]
-    run(names, tasks, seeds, b.name, None if data_root is None else Path(data_root), Path(store), None, fractions,
-        "tower", None, f"benchmark.api.run_benchmark({names!r}, {task!r}, budget={b.name!r}, seeds={seeds})",
-        progress=False, protocol=protocol)
-    records = ResultStore(store).records(tasks[0])
-    boards = [build_leaderboard(records, tasks[0], budget=b.name, label_fraction=f, protocol=protocol)
-              for f in fractions]
+    sweep = Sweep.resolve(methods, task, budget, label_fractions=label_fractions, data_root=data_root, seeds=seeds,
+                          protocol=protocol)
+    command = f"benchmark.api.run_benchmark({list(sweep.methods)!r}, {task!r}, budget={budget!r}, seeds={seeds})"
+    run(sweep, Outputs(Path(store), None, command, progress=False))
+    records = ResultStore(store).records(sweep.task)
+    boards = [build_leaderboard(records, sweep.task, budget=sweep.budget.name, label_fraction=f, protocol=protocol)
+              for f in sweep.label_fractions]
     return pd.concat(boards, ignore_index=True)
 
 

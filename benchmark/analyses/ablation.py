@@ -14,6 +14,7 @@ from benchmark.core import registry
 from benchmark.results import reference as ref
 from benchmark.results.leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
 from benchmark.results.report import style
+from benchmark.sweep.spec import Outputs, Sweep
 
 INITS = ("random", "imagenet", "moco", "gen-translation", "gen-mask", "gen-both", "con-both", "tower")
 # The Table 2 column nearest to each embedded task (same modality and kind).
@@ -29,11 +30,10 @@ def paper_table2(inits: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str], data_root: Path | None = None,
-             imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
-    """Run what is missing, then write ``ablation-<task>-<budget>.{md,csv,png}``."""
-    records, notes = common.gather(inits, task, budget, seeds, store, data_root=data_root,
-                                   imagenet_weights=imagenet_weights, progress=progress)
+def ablation(sweep: Sweep, outputs: Outputs) -> list[Path]:
+    """Run what is missing, then write ``ablation-<task>-<budget>.{md,csv,png}`` to ``outputs.boards``."""
+    task, budget, command = sweep.task, sweep.budget.name, outputs.command
+    records, notes = common.gather(sweep, outputs)
     df = build_leaderboard(records, task, reference="tower", budget=budget)
     df = df[df["kind"] == "init"].reset_index(drop=True)  # an analysis compares inits; the boards keep the floor
     column = PAPER_COLUMN.get(task, task)
@@ -44,7 +44,7 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
     if column in paper:
         df["paper_rank"] = paper.loc[df["init"], column].rank(ascending=False, method="min").to_numpy()
     name = f"ablation-{task}-{budget}"
-    stamp = common.stamp(command, budget, task, records, seeds=seeds,
+    stamp = common.stamp(command, budget, task, records, seeds=sweep.seeds,
                          **{"paper column": f"Table 2, {column}" if column in ref.TABLE2_ABLATION else "none"})
     body = to_markdown(df, stamp, name).split("\n")[len(stamp) + 3:]  # the leaderboard table and legend
     body += ["## The paper's Table 2 (AUC / Dice, %), same rows", ""]
@@ -61,7 +61,7 @@ def ablation(task: str, budget: str, seeds: int, store: Path, out: Path, inits: 
     for t in paper.columns:
         table[f"paper_{t}"] = paper.loc[df["init"], t].to_numpy()
 
-    return common.write_outputs(out, name, stamp, table, body, lambda fig: draw(fig, df, paper, column))
+    return common.write_outputs(outputs.boards, name, stamp, table, body, lambda fig: draw(fig, df, paper, column))
 
 
 def draw(fig, df: pd.DataFrame, paper: pd.DataFrame, column: str) -> None:

@@ -1,44 +1,47 @@
 """What every analysis shares: get the records (running what is missing), stamp, write Markdown + CSV + figures.
 
-Results come from ``benchmark.sweep.run.run`` and its store, so an analysis re-run reuses every finished
+An analysis takes a ``Sweep`` (its inits, task, budget, seeds, label fractions) and ``Outputs`` (the store, the
+folder it writes to as ``boards``, the command that stamps it). Results come from ``benchmark.sweep.run.run`` and
+its store, so an analysis re-run reuses every finished
 pretraining and fine-tuning and only computes what is missing.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
 from benchmark.core import registry
-from benchmark.core.config import budget as get_budget
 from benchmark.results.report import style
 from benchmark.results.store import ResultStore
 from benchmark.sweep.run import console, run
+from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import Task
 from zoo.io import atomic_write_text, package_version
 
 
-def load_task(task: str, budget: str, data_root: Path | None) -> Task:
-    """The task at the budget's image size."""
-    return registry.make_task(task, data_root, get_budget(budget).image_size)
+def load_task(sweep: Sweep) -> Task:
+    """The sweep's one task at its budget's image size."""
+    return registry.make_task(sweep.task, sweep.data_root, sweep.budget.image_size)
 
 
-def gather(inits: list[str], task: str, budget: str, seeds: int, store: Path, fractions: Iterable[float] = (1.0,),
-           data_root: Path | None = None, imagenet_weights: str | None = None,
-           progress: bool = False) -> tuple[list[dict], list[str]]:
-    """(records of ``inits`` on ``task`` at ``fractions``, notes): missing runs are run, the rest reused.
+def gather(sweep: Sweep, outputs: Outputs) -> tuple[list[dict], list[str]]:
+    """(records of the sweep's inits on its task at its label fractions, notes): missing runs are run, the rest
+    reused.
 
-    Only seeds below ``seeds`` are kept, so a store with more seeds gives the same table as the command
+    Only seeds below ``sweep.seeds`` are kept, so a store with more seeds gives the same table as the command
     asks for. An init with no results (ImageNet weights not available offline) is named in a note.
     """
-    fractions = [float(f) for f in fractions]
-    run(inits, [task], seeds, budget, data_root, store, None, fractions, "tower", imagenet_weights, "", progress)
-    records = [r for r in ResultStore(store).records(task, budget=budget, protocol="finetune")  # the paper's
-               if r["init"] in inits and float(r["label_fraction"]) in fractions and int(r["seed"]) < seeds]
+    run(sweep, Outputs(outputs.store, None, "", outputs.progress))
+    fractions = sweep.label_fractions
+    records = [r for r in ResultStore(outputs.store).records(sweep.task, budget=sweep.budget.name,
+                                                             protocol="finetune")  # the paper's
+               if r["init"] in sweep.methods and float(r["label_fraction"]) in fractions
+               and int(r["seed"]) < sweep.seeds]
     notes = [f"{init}: no results (skipped: ImageNet weights are not available offline; pass --imagenet-weights)"
-             if init == "imagenet" else f"{init}: no results" for init in inits
+             if init == "imagenet" else f"{init}: no results" for init in sweep.methods
              if not any(r["init"] == init for r in records)]
     for note in notes:
         console.print(f"[yellow]{note}[/yellow]")

@@ -18,6 +18,7 @@ from benchmark.analyses import common
 from benchmark.errors import ConfigError
 from benchmark.results.report import style
 from benchmark.results.stats import summarize
+from benchmark.sweep.spec import Outputs, Sweep
 
 INITS = ("random", "imagenet", "moco", "con-both", "gen-both", "tower")  # those of the ablation: no new pretraining
 
@@ -93,26 +94,25 @@ def body_table(table: pd.DataFrame) -> list[str]:
     return common.markdown_table(view)
 
 
-def convergence(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str],
-                data_root: Path | None = None, imagenet_weights: str | None = None, command: str = "",
-                progress: bool = False) -> list[Path]:
-    """Run what is missing, then write ``convergence-<task>-<budget>.{md,csv,png}``."""
-    records, notes = common.gather(inits, task, budget, seeds, store, data_root=data_root,
-                                   imagenet_weights=imagenet_weights, progress=progress)
+def convergence(sweep: Sweep, outputs: Outputs) -> list[Path]:
+    """Run what is missing, then write ``convergence-<task>-<budget>.{md,csv,png}`` to ``outputs.boards``."""
+    task, budget, seeds = sweep.task, sweep.budget.name, sweep.seeds
+    records, notes = common.gather(sweep, outputs)
     groups = by_init(records)
     if not groups:
-        raise ConfigError(f"no fine-tuning curves for {inits} on {task} at budget {budget} in {store}")
+        raise ConfigError(f"no fine-tuning curves for {list(sweep.methods)} on {task} at budget {budget} in "
+                          f"{outputs.store}")
     table = convergence_table(groups)
     metric = records[0]["metric"]
     name = f"convergence-{task}-{budget}"
-    stamp = common.stamp(command, budget, task, records, seeds=seeds)
+    stamp = common.stamp(outputs.command, budget, task, records, seeds=seeds)
     body = ["Validation checks are 1-based (one per epoch, at most every eval_every steps: see the budget); checks "
             "to best = the check whose model is tested. "
             f"Val AUC = mean validation {metric} over checks 1-H, H = the shortest run (the same checks for every "
             "init). Mean curves average all seeds; a stopped seed counts with its best score (the model it keeps).", ""]
     body += body_table(table) + [f"- note: {n}" for n in notes]
 
-    return common.write_outputs(out, name, stamp, table, body,
+    return common.write_outputs(outputs.boards, name, stamp, table, body,
                                 lambda fig: draw(fig, groups, task, budget, seeds, metric))
 
 

@@ -21,6 +21,7 @@ from benchmark.errors import ConfigError
 from benchmark.results import reference as ref
 from benchmark.results.report import style
 from benchmark.results.stats import summarize
+from benchmark.sweep.spec import Outputs, Sweep
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 INITS = ("random", "imagenet", "simclr", "tower")
@@ -110,21 +111,22 @@ def cost_table(data: dict[str, dict[float, list[float]]], references: Sequence[s
     return pd.DataFrame(rows)
 
 
-def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path, inits: list[str],
-                     fractions: list[float], references: list[str], n_boot: int = 2000, data_root: Path | None = None,
-                     imagenet_weights: str | None = None, command: str = "", progress: bool = False) -> list[Path]:
-    """Run what is missing, then write ``label-efficiency-<task>-<budget>.{md,csv,png}`` (+ ``-curves.csv``)."""
-    if any(not 0 < f <= 1 for f in fractions) or 1.0 not in fractions:
-        raise ConfigError(f"--fractions must lie in (0, 1] and include 1 (the reference point), got {fractions}")
-    records, notes = common.gather(list(dict.fromkeys(inits + references)), task, budget, seeds, store, fractions,
-                                   data_root, imagenet_weights, progress)
+def label_efficiency(sweep: Sweep, outputs: Outputs, references: list[str], n_boot: int = 2000) -> list[Path]:
+    """Run what is missing (the sweep's inits and the ``references`` at its label fractions), then write
+    ``label-efficiency-<task>-<budget>.{md,csv,png}`` (+ ``-curves.csv``) to ``outputs.boards``."""
+    task, budget, fractions = sweep.task, sweep.budget.name, sweep.label_fractions
+    if 1.0 not in fractions:
+        raise ConfigError(f"--fractions must include 1 (the reference point), got {list(fractions)}")
+    records, notes = common.gather(sweep.replace(methods=tuple(dict.fromkeys(sweep.methods + tuple(references)))),
+                                   outputs)
     data = curves(records)
     summary = pd.DataFrame([{"init": i, "label_fraction": f, **summarize(v)._asdict()}
                             for i in data for f, v in sorted(data[i].items())])
     costs = cost_table(data, references, n_boot)
     metric = records[0]["metric"] if records else "value"
     name = f"label-efficiency-{task}-{budget}"
-    stamp = common.stamp(command, budget, task, records, seeds=seeds, fractions=",".join(f"{f:g}" for f in fractions))
+    stamp = common.stamp(outputs.command, budget, task, records, seeds=sweep.seeds,
+                         fractions=",".join(f"{f:g}" for f in fractions))
     body = [f"Annotation cost: the smallest label fraction at which an init's mean test {metric} reaches the "
             "reference's mean at 100% labels (linear interpolation in linear fraction between measured fractions; "
             f"95% interval: percentile bootstrap over seeds, {n_boot} resamples; 'not reached' = the curve stays "
@@ -140,7 +142,7 @@ def label_efficiency(task: str, budget: str, seeds: int, store: Path, out: Path,
     body += common.markdown_table(summary[["init", "label_fraction", "n", "mean", "std"]])
     body += [f"- note: {n}" for n in notes]
 
-    return common.write_outputs(out, name, stamp, costs, body,
+    return common.write_outputs(outputs.boards, name, stamp, costs, body,
                                 lambda fig: draw(fig, data, costs, references, task, budget, metric),
                                 extra_csv={"curves": summary})
 

@@ -14,11 +14,11 @@ import torch
 
 from benchmark.analyses import common
 from benchmark.core import registry
-from benchmark.core.config import budget as get_budget
 from benchmark.errors import ConfigError
 from benchmark.finetuning.inits import imagenet_weights_reachable, load_init
 from benchmark.results.report import style
 from benchmark.sweep.run import pretrained_init
+from benchmark.sweep.spec import Outputs, Sweep
 from zoo import UNetConfig
 
 INITS = ("random", "imagenet", "simclr", "tower")
@@ -50,23 +50,23 @@ def tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
-def representations(task: str, budget: str, out: Path, inits: list[str], ks: list[int],
-                    data_root: Path | None = None, imagenet_weights: str | None = None, command: str = "",
-                    progress: bool = False) -> list[Path]:
-    """Pretrain what is missing, then write ``representations-<task>-<budget>.{md,csv,png}``."""
-    task_obj = common.load_task(task, budget, data_root)
+def representations(sweep: Sweep, outputs: Outputs, ks: list[int]) -> list[Path]:
+    """Pretrain what is missing of the sweep's inits, then write ``representations-<task>-<budget>.{md,csv,png}``
+    to ``outputs.boards`` (no fine-tuning: seeds and label fractions are not used)."""
+    task, budget, imagenet_weights = sweep.task, sweep.budget.name, sweep.imagenet_weights
+    task_obj = common.load_task(sweep)
     if task_obj.kind != "multiclass" and task_obj.kind != "binary":
         raise ConfigError(f"representations needs a single-label classification task; {task} is {task_obj.kind}")
-    b = get_budget(budget)
+    b = sweep.budget
     train, test = task_obj.load("train"), task_obj.load("test")
     cfg = UNetConfig(b.encoder, task_obj.in_chans, task_obj.in_chans,
                      tuple(b.decoder_channels or UNetConfig.decoder_channels))
     notes, rows, points = [], [], {}
-    for init in inits:
+    for init in sweep.methods:
         if init == "imagenet" and imagenet_weights is None and not imagenet_weights_reachable(b.encoder):
             notes.append("imagenet: skipped, ImageNet weights are not available offline (pass --imagenet-weights)")
             continue
-        spec = (pretrained_init(init, task_obj, task, budget, data_root, progress)[0]
+        spec = (pretrained_init(init, task_obj, task, b, sweep.data_root, outputs.progress)[0]
                 if init in registry.METHODS or init in registry.VARIANTS else init)
         torch.manual_seed(0)  # random init: the same weights every run
         net = load_init(spec, cfg, imagenet_weights=imagenet_weights if init == "imagenet" else None)
@@ -80,14 +80,14 @@ def representations(task: str, budget: str, out: Path, inits: list[str], ks: lis
     table = pd.DataFrame(rows)
     majority = 100.0 * float(np.bincount(test.targets.numpy()).max() / len(test))
     name = f"representations-{task}-{budget}"
-    stamp = common.stamp(command, budget, task, [], data=f"{task} train ({len(train)}) -> test ({len(test)}) images",
+    stamp = common.stamp(outputs.command, budget, task, [], data=f"{task} train ({len(train)}) -> test ({len(test)}) images",
                          features="pooled encoder features of the pretrained inits, no fine-tuning")
     body = [f"k-NN accuracy (%) of pooled encoder features: cosine distance, majority vote of the k nearest "
             f"training images, on the test split. Majority-class rate: {majority:.1f}%.", ""]
     body += common.markdown_table(table) + ["", "The t-SNE (PNG) shows the test features, coloured by class."]
     body += [f"- note: {n}" for n in notes]
 
-    return common.write_outputs(out, name, stamp, table, body, lambda fig: draw(fig, points, table, ks, name))
+    return common.write_outputs(outputs.boards, name, stamp, table, body, lambda fig: draw(fig, points, table, ks, name))
 
 
 def draw(fig, points: dict[str, tuple[np.ndarray, np.ndarray]], table: pd.DataFrame, ks: list[int], name: str) -> None:

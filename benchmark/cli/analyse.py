@@ -46,21 +46,26 @@ def _list(spec: str | None, default: Sequence, cast: Callable[[str], Any] = str)
     return list(default) if spec is None else split_list(spec, cast)
 
 
-def _path_str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
-def _own(task: str, data_root: Path | None, modality: str | None, num_classes: int | None,
-         split_seed: int | None, download: bool = False) -> tuple[str, Path | None]:
-    """(task name, data root): own data (a CSV or folder) becomes its task, its manifest the data root;
+def _sweep(inits: Sequence[str], task: str, budget: str, data_root: Path | None, imagenet_weights: Path | None,
+           modality: str | None, num_classes: int | None, split_seed: int | None, download: bool, **fields: Any):
+    """The analysis's Sweep: own data (a CSV or folder) becomes its task and its manifest the data root;
     ``download`` fetches a task's missing files first."""
     from benchmark.core import registry
     from benchmark.sweep.run import fetch
+    from benchmark.sweep.spec import Sweep
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
     if download:
         fetch(task, data_root)
-    return task, registry.own_manifest(task) or data_root
+    return Sweep.resolve(inits, task, budget, data_root=registry.own_manifest(task) or data_root,
+                         imagenet_weights=imagenet_weights, **fields)
+
+
+def _outputs(store: Path, out: Path, progress: bool):
+    from benchmark.sweep.run import command_line
+    from benchmark.sweep.spec import Outputs
+
+    return Outputs(store, out, command_line(), progress)
 
 
 @app.command("ablation")
@@ -81,11 +86,9 @@ def ablation_command(
 ) -> None:
     """Paper Table 2: TOWER's variants (gen-translation, gen-mask, gen-both, con-both) vs tower, moco, random."""
     from benchmark.analyses import ablation
-    from benchmark.sweep.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
-    ablation.ablation(task, budget, seeds, store, out, _list(inits, ablation.INITS), data_root,
-                      _path_str(imagenet_weights), command_line(), progress)
+    ablation.ablation(_sweep(_list(inits, ablation.INITS), task, budget, data_root, imagenet_weights, modality,
+                             num_classes, split_seed, download, seeds=seeds), _outputs(store, out, progress))
 
 
 @app.command("label-efficiency")
@@ -109,12 +112,10 @@ def label_efficiency_command(
 ) -> None:
     """Paper Fig. 11: metric vs label fraction, and the labels each init needs to match random init at 100%."""
     from benchmark.analyses import label_efficiency as le
-    from benchmark.sweep.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
-    le.label_efficiency(task, budget, seeds, store, out, _list(inits, le.INITS), _list(fractions, le.FRACTIONS, float),
-                        _list(references, le.REFERENCES), n_boot, data_root, _path_str(imagenet_weights),
-                        command_line(), progress)
+    sweep = _sweep(_list(inits, le.INITS), task, budget, data_root, imagenet_weights, modality, num_classes,
+                   split_seed, download, seeds=seeds, label_fractions=_list(fractions, le.FRACTIONS, float))
+    le.label_efficiency(sweep, _outputs(store, out, progress), _list(references, le.REFERENCES), n_boot)
 
 
 @app.command("convergence")
@@ -135,11 +136,10 @@ def convergence_command(
 ) -> None:
     """Paper Fig. 6/7: mean validation curves per init, epochs to best and area under the curve."""
     from benchmark.analyses import convergence
-    from benchmark.sweep.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
-    convergence.convergence(task, budget, seeds, store, out, _list(inits, convergence.INITS), data_root,
-                            _path_str(imagenet_weights), command_line(), progress)
+    convergence.convergence(_sweep(_list(inits, convergence.INITS), task, budget, data_root, imagenet_weights,
+                                   modality, num_classes, split_seed, download, seeds=seeds),
+                            _outputs(store, out, progress))
 
 
 @app.command("mixing")
@@ -160,11 +160,9 @@ def mixing_command(
 ) -> None:
     """Paper Fig. 7: segmentation with one init's encoder and another's decoder (e.g. con-both+random)."""
     from benchmark.analyses import mixing
-    from benchmark.sweep.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
-    mixing.mixing(task, budget, seeds, store, out, _list(pairs, mixing.PAIRS), data_root,
-                  _path_str(imagenet_weights), command_line(), progress)
+    mixing.mixing(_sweep((), task, budget, data_root, imagenet_weights, modality, num_classes, split_seed, download,
+                         seeds=seeds), _outputs(store, out, progress), _list(pairs, mixing.PAIRS))
 
 
 @app.command("representations")
@@ -184,8 +182,7 @@ def representations_command(
 ) -> None:
     """Paper Fig. 10: t-SNE of pretrained encoder features coloured by class, and k-NN accuracy per init."""
     from benchmark.analyses import representations as rep
-    from benchmark.sweep.run import command_line
 
-    task, data_root = _own(task, data_root, modality, num_classes, split_seed, download)
-    rep.representations(task, budget, out, _list(inits, rep.INITS), _list(ks, rep.KS, int), data_root,
-                        _path_str(imagenet_weights), command_line(), progress)
+    rep.representations(_sweep(_list(inits, rep.INITS), task, budget, data_root, imagenet_weights, modality,
+                               num_classes, split_seed, download), _outputs(DEFAULT_STORE, out, progress),
+                        _list(ks, rep.KS, int))

@@ -114,32 +114,24 @@ def run_command(
 
         fields = {k: v for k, v in read_sweep(config, ctx.params).items() if not given(k)}
         return run_command(ctx, **{**ctx.params, **fields, "config": None})
-    from benchmark.core.config import PROTOCOLS, sized
-    from benchmark.core.config import budget as get_budget
-    from benchmark.core.names import check_choice
-    from benchmark.core.registry import check_methods, check_tasks
+    from benchmark.sweep.spec import Outputs, Sweep
 
     # every name first, before torch is imported: a typo answers in a second with what was meant
-    check_methods(method), check_tasks(task), get_budget(budget), check_choice("protocol", protocol, PROTOCOLS)
+    sweep = Sweep.resolve(method, resolve_tasks(task, modality, num_classes, split_seed, image_size), budget,
+                          image_size=image_size, label_fractions=label_fraction, data_root=data_root,
+                          imagenet_weights=imagenet_weights, seeds=seeds, pretrain_seeds=pretrain_seeds,
+                          protocol=protocol, download=download)
     from benchmark.sweep.launch import JobsFailedError, SlurmOptions, make_launcher
-    from benchmark.sweep.run import command_line, console, expand_methods, expand_tasks, run
+    from benchmark.sweep.run import command_line, console, run
 
-    for fraction in label_fraction:
-        if not 0 < fraction <= 1:
-            raise ConfigError(f"--label-fraction must be in (0, 1], got {fraction}")
     extra = dict(o.split("=", 1) for o in slurm_option if "=" in o)
     if len(extra) != len(slurm_option):
         raise ConfigError(f"--slurm-option expects KEY=VALUE, got {[o for o in slurm_option if '=' not in o]}")
     slurm = SlurmOptions(partition, timeout_min, mem_gb, gpus_per_job, cpus_per_job, array_parallelism, extra)
     chosen = make_launcher(launcher, gpus=gpus, workers=workers, folder=jobs_dir, slurm=slurm,
                            timeout_min=timeout_min, progress=progress)
-    command = command_line()
-    budget = sized(get_budget(budget), image_size).name  # records and boards say the size: cpu-28px
-    task = resolve_tasks(task, modality, num_classes, split_seed, image_size)
     try:
-        paths = run(expand_methods(method), expand_tasks(task), seeds, budget, data_root, store, out, label_fraction,
-                    reference, None if imagenet_weights is None else str(imagenet_weights), command, progress,
-                    chosen, pretrain_seeds, protocol, download)
+        paths = run(sweep, Outputs(store, out, command_line(), progress), reference, chosen)
     except JobsFailedError as err:  # one line; the logs hold the tracebacks
         raise UserError(str(err)) from err
     if not paths:

@@ -20,7 +20,6 @@ from rich.console import Console
 
 from benchmark.core import registry
 from benchmark.core.config import Budget, FinetuneConfig, PretrainConfig
-from benchmark.core.config import budget as get_budget
 from benchmark.core.names import SUPERVISED
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.finetuning import supervised
@@ -28,6 +27,7 @@ from benchmark.finetuning.inits import imagenet_weights_reachable
 from benchmark.finetuning.protocols import finetune
 from benchmark.pretraining.loop import CHECKPOINT, EXPORT, default_out, pretrain, resolve
 from benchmark.results.store import ResultStore, key_of
+from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import DataError, Task
 from zoo.io import public_path
 
@@ -41,19 +41,6 @@ def command_line() -> str:
                                      for a in sys.argv[1:])
 
 
-def expand_methods(spec: str) -> list[str]:
-    """``all`` = every registered method, random init, the two controls (``supervised``, ``random-aa``) and ImageNet
-    init (when its weights are at hand); names are checked before anything heavy runs (``registry.check_methods``)."""
-    return registry.check_methods(spec)
-
-
-def expand_tasks(spec: str) -> list[str]:
-    names = registry.check_tasks(spec)
-    for name in names:
-        registry.task_class(name)  # a manifest path that is gone raises here, naming it
-    return names
-
-
 def make_task(name: str, data_root: Path | None, image_size: int | None, download: bool = False) -> Task:
     """``registry.make_task``; ``download``: fetch missing files (tasks that can: MedMNIST), refused for others."""
     cls = registry.task_class(name)
@@ -65,13 +52,6 @@ def make_task(name: str, data_root: Path | None, image_size: int | None, downloa
 def fetch(name: str, data_root: Path | None, image_size: int | None = None) -> None:
     """``--download`` for commands that build their task later: fetch its missing files now (MedMNIST)."""
     make_task(name, data_root, image_size, download=True).load("train")
-
-
-def task_root(data_root: Path | None, task: str, several: bool) -> Path | None:
-    """With several tasks, ``--data-root`` is a parent folder holding one sub-folder per task."""
-    if data_root is None or not several:
-        return data_root
-    return data_root / task if (data_root / task).exists() else data_root
 
 
 @dataclass
@@ -154,7 +134,7 @@ class SupervisedJob(ExportJob):
         supervised.train_supervised(self.cfg, task, self.out, progress)
 
 
-def pretrain_job(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
+def pretrain_job(method: str, task: Task, task_name: str, budget: Budget, data_root: Path | None,
                  device: torch.device | None = None, seed: int = 0) -> PretrainJob:
     """The pretraining of ``method`` (or a variant) on ``task``, resolved for ``device`` (default: CUDA when here).
 
@@ -187,21 +167,21 @@ def method_export(method: str, task: Task, task_name: str, b: Budget, data_root:
     return job.export
 
 
-def pretrained_init(method: str, task: Task, task_name: str, budget: Budget | str, data_root: Path | None,
+def pretrained_init(method: str, task: Task, task_name: str, budget: Budget, data_root: Path | None,
                     progress: bool) -> tuple[str, str]:
     """(weights folder, pretraining hash) for ``method`` (or a variant) on ``task``: reused, resumed or trained."""
     job = pretrain_job(method, task, task_name, budget, data_root)
     return str(job(progress)), job.cfg.hash()
 
 
-def finetune_config(budget: Budget | str, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
-                    data_root: Path | None, pretrain_hash: str | None, imagenet_weights: str | None,
-                    pretrain_seed: int = 0, protocol: str = "finetune") -> FinetuneConfig:
-    extra = {} if pretrain_hash is None else {"pretrain_hash": pretrain_hash, "pretrain_seed": pretrain_seed}
+def finetune_config(sweep: Sweep, task: Task, task_name: str, init: str, seed: int, label_fraction: float,
+                    data_root: Path | None, pretrained: tuple[str, int] | None = None) -> FinetuneConfig:
+    """One fine-tuning of ``sweep``; ``pretrained``: (hash, seed) of the pretraining ``init`` is the export of."""
+    extra = {} if pretrained is None else {"pretrain_hash": pretrained[0], "pretrain_seed": pretrained[1]}
     return FinetuneConfig.from_budget(
-        budget, task, task_name, init=init, seed=seed, label_fraction=label_fraction, data_root=data_root,
-        imagenet_weights=imagenet_weights, extra=extra, protocol=protocol,
-    )
+        sweep.budget, task, task_name, init=init, seed=seed, label_fraction=label_fraction, data_root=data_root,
+        imagenet_weights=sweep.imagenet_weights if init == "imagenet" else None, extra=extra,
+        protocol=sweep.protocol)
 
 
 def record_key(cfg: FinetuneConfig, name: str) -> dict:
@@ -279,54 +259,45 @@ class Plan:
         self.after = [waits[j] for j in order]
 
 
-def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
-         store_root: Path, label_fractions: list[float], imagenet_weights: str | None,
-         device: torch.device | None = None, pretrain_seeds: int = 1, protocol: str = "finetune",
-         download: bool = False) -> Plan:
-    """The jobs of a sweep, pretraining resolved for ``device`` (where the jobs will run; default: here).
-
-    Each method is pretrained ``pretrain_seeds`` times; pretraining run k is fine-tuned with seeds
-    k*seeds .. k*seeds + seeds - 1, and inits without pretraining get all ``pretrain_seeds * seeds``
-    seeds, so every row has the same seeds and rows pair by seed. The budget is resolved here, once; with
-    several tasks, ``download`` applies to those that can fetch their data.
-    """
+def plan(sweep: Sweep, store_root: Path, device: torch.device | None = None) -> Plan:
+    """The jobs of ``sweep`` still to run, pretraining resolved for ``device`` (where the jobs will run; default:
+    here). With several tasks, a task without data is skipped with a note, and ``download`` applies to those that
+    can fetch their data."""
     store = ResultStore(store_root)
-    b = get_budget(budget)
+    b, several = sweep.budget, len(sweep.tasks) > 1
     out = Plan()
-    for task_name in map(registry.resolve_task, tasks):  # own data given as a path: its task name
-        root = task_root(data_root, task_name, len(tasks) > 1)
-        fetch = download and (len(tasks) == 1 or getattr(registry.task_class(task_name), "downloadable", False))
+    for task_name in map(registry.resolve_task, sweep.tasks):  # own data given as a path: its task name
+        root = sweep.task_root(task_name)
+        fetch = sweep.download and (not several or getattr(registry.task_class(task_name), "downloadable", False))
         task = make_task(task_name, root, b.image_size, fetch)
         root = registry.own_manifest(task_name) or root  # own data: rebuilt from its manifest where jobs run
         try:
             task.load("train")
         except DataError as err:
-            if len(tasks) == 1:
+            if not several:
                 raise
             console.print(f"[yellow]skipping {task_name}: {err}[/yellow]")
             continue
         out.tasks.append(task_name)
-        for method in methods:
-            pretrain_hash = None
-            if method == "imagenet" and imagenet_weights is None and not imagenet_weights_reachable(b.encoder):
-                if len(methods) == 1:
+        for method in sweep.methods:
+            if method == "imagenet" and sweep.imagenet_weights is None and not imagenet_weights_reachable(b.encoder):
+                if len(sweep.methods) == 1:
                     raise MissingFileError(f"--init imagenet: timm's ImageNet weights for {b.encoder} are not in the "
                                            "Hugging Face cache and the Hub is unreachable; pass --imagenet-weights FILE")
                 console.print(f"[yellow]skipping imagenet init: timm's weights for {b.encoder} are not cached and the "
                               "Hub is unreachable (pass --imagenet-weights FILE.safetensors)[/yellow]")
                 continue
-            pretrained = method in registry.METHODS or method in registry.VARIANTS
-            for k in range(pretrain_seeds):
-                init, pretrain_hash = method, None
-                if pretrained or method == SUPERVISED:
+            exported = method in registry.METHODS or method in registry.VARIANTS or method == SUPERVISED
+            for k in range(sweep.pretrain_seeds):
+                init, pretrained = method, None
+                if exported:
                     job = export_job(method, task, task_name, b, root, device, seed=k)
-                    init, pretrain_hash = str(job.export), job.cfg.hash()
+                    init, pretrained = str(job.export), (job.cfg.hash(), k)
                     if not job.done():
                         out.pretrain.append(job)
-                for fraction in label_fractions:
-                    for seed in range(k * seeds, (k + 1) * seeds):
-                        cfg = finetune_config(b, task, task_name, init, seed, fraction, root, pretrain_hash,
-                                              imagenet_weights, pretrain_seed=k, protocol=protocol)
+                for fraction in sweep.label_fractions:
+                    for seed in range(k * sweep.seeds, (k + 1) * sweep.seeds):
+                        cfg = finetune_config(sweep, task, task_name, init, seed, fraction, root, pretrained)
                         if store.has(record_key(cfg, method)):
                             out.stored += 1
                         else:
@@ -336,30 +307,28 @@ def plan(methods: list[str], tasks: list[str], seeds: int, budget: str, data_roo
     return out
 
 
-def run(methods: list[str], tasks: list[str], seeds: int, budget: str, data_root: Path | None,
-        store_root: Path, leaderboard_dir: Path | None, label_fractions: list[float], reference: str,
-        imagenet_weights: str | None, command: str, progress: bool = True, launcher=None,
-        pretrain_seeds: int = 1, protocol: str = "finetune", download: bool = False) -> list[Path]:
-    """The whole benchmark; returns the leaderboard files written (none when ``leaderboard_dir`` is None),
-    one per task and label fraction of ``protocol`` (named ``<task>-<budget>[-<pct>pct][-<protocol>]``).
+def run(sweep: Sweep, outputs: Outputs, reference: str = "tower", launcher=None) -> list[Path]:
+    """The whole benchmark; returns the leaderboard files written (none when ``outputs.boards`` is None), one per
+    task and label fraction (named ``<task>-<budget>[-<pct>pct][-<protocol>]``), p-values against ``reference``.
 
     ``launcher`` (``benchmark.sweep.launch``) executes the jobs; default: inline, in this process.
     """
     from benchmark.results.leaderboard import board_name, refresh_leaderboard
     from benchmark.sweep.launch import InlineLauncher
 
-    launcher = launcher or InlineLauncher(progress)
-    todo = plan(methods, tasks, seeds, budget, data_root, store_root, label_fractions, imagenet_weights,
-                launcher.device, pretrain_seeds, protocol, download)
+    launcher = launcher or InlineLauncher(outputs.progress)
+    todo = plan(sweep, outputs.store, launcher.device)
     console.print(f"{launcher.name}: {len(todo.pretrain)} pretraining and {len(todo.finetune)} fine-tuning job(s) "
                   f"to run, {todo.stored} result(s) already stored")
     for job in todo.finetune:
-        job.command = command
+        job.command = outputs.command
     launcher.run_sweep(todo.pretrain, todo.finetune, todo.after)
     written: list[Path] = []
-    for task_name in todo.tasks if leaderboard_dir is not None else ():
-        for fraction in label_fractions:
-            name = board_name(task_name, budget, fraction, protocol)
-            written += refresh_leaderboard(task_name, store_root, leaderboard_dir, reference=reference, budget=budget,
-                                           label_fraction=fraction, name=name, command=command, protocol=protocol)
+    budget = sweep.budget.name
+    for task_name in todo.tasks if outputs.boards is not None else ():
+        for fraction in sweep.label_fractions:
+            name = board_name(task_name, budget, fraction, sweep.protocol)
+            written += refresh_leaderboard(task_name, outputs.store, outputs.boards, reference=reference,
+                                           budget=budget, label_fraction=fraction, name=name,
+                                           command=outputs.command, protocol=sweep.protocol)
     return written

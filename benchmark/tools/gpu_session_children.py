@@ -47,17 +47,18 @@ def pretrain_child(args: list[str]) -> None:
 
 def finetune_child(work: Path) -> None:
     """All fine-tuning runs in one process (imports and data load once), each record stored when done."""
-    from benchmark.core.config import budget as get_budget
     from benchmark.core.registry import make_task
     from benchmark.results.store import ResultStore
     from benchmark.sweep.run import finetune_config, finetune_stored
+    from benchmark.sweep.spec import Sweep
 
     spec = json.loads((work / "finetune.json").read_text())
     root = None if spec["data_root"] is None else Path(spec["data_root"])
-    task = make_task(spec["task"], root, get_budget(spec["budget"]).image_size)
+    sweep = Sweep.resolve([i["name"] for i in spec["inits"]], spec["task"], spec["budget"], data_root=root)
+    task = make_task(spec["task"], root, sweep.budget.image_size)
     store = ResultStore(spec["store"])
     for seed in range(spec["seeds"]):
         for init in spec["inits"]:
-            cfg = finetune_config(spec["budget"], task, spec["task"], init["init"], seed, 1.0, root,
-                                  init["pretrain_hash"], None)
+            pretrained = None if init["pretrain_hash"] is None else (init["pretrain_hash"], 0)
+            cfg = finetune_config(sweep, task, spec["task"], init["init"], seed, 1.0, root, pretrained)
             finetune_stored(store, cfg, task, init["name"], progress=False)

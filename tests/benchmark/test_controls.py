@@ -15,7 +15,8 @@ from benchmark.finetuning.supervised import supervised_config, train_supervised
 from benchmark.finetuning.training import Schedule
 from benchmark.results import stats
 from benchmark.results.leaderboard import build_leaderboard, controls_line
-from benchmark.sweep.run import expand_methods, plan
+from benchmark.sweep.run import plan
+from benchmark.sweep.spec import Sweep
 from benchmark.tasks.synth_fundus import SynthFundus
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import UNet
@@ -70,7 +71,8 @@ def test_the_aa_control_differs_from_random_in_its_weights_only(task):
     assert torch.equal(first(b), first(again))  # its own seed stream, reproducible
     ra, rb = (finetune(tiny(init=i, seed=3), task, progress=False) for i in ("random", AA_CONTROL))
     assert ra["n_train"] == rb["n_train"] and ra["config_hash"] == rb["config_hash"]  # same protocol and labels
-    assert "random-aa" in expand_methods("all") and "supervised" in expand_methods("all")
+    every = Sweep.resolve("all", "synth-fundus").methods
+    assert "random-aa" in every and "supervised" in every
 
 
 def test_a_prior_head_starts_at_the_class_prior(task):
@@ -97,8 +99,7 @@ def test_supervised_trains_on_the_pool_and_exports_weights_a_fine_tuning_loads(t
 
 
 def test_a_smoke_plan_has_the_controls(tmp_path):
-    todo = plan(["supervised", "random", AA_CONTROL], ["synth-fundus"], 2, "smoke", None, tmp_path / "store", [1.0],
-                None)
+    todo = plan(Sweep.resolve(["supervised", "random", AA_CONTROL], "synth-fundus", "smoke", seeds=2), tmp_path / "store")
     assert [str(j) for j in todo.pretrain] == ["pretrain supervised on synth-fundus"]
     assert sorted({j.name for j in todo.finetune}) == ["random", "random-aa", "supervised"]
 

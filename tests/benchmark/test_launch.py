@@ -21,10 +21,10 @@ from benchmark.sweep.launch import (
     parse_gpus,
 )
 from benchmark.sweep.run import FinetuneJob, PretrainJob, plan, run
+from benchmark.sweep.spec import Outputs, Sweep
 from tests.benchmark.test_pretrain import REPO
 
-SWEEP = dict(methods=["tower", "random"], tasks=["synth-fundus"], seeds=2, budget="smoke", data_root=None,
-             label_fractions=[1.0], reference="tower", imagenet_weights=None, command="test")
+SWEEP = Sweep.resolve(["tower", "random"], "synth-fundus", "smoke", seeds=2)
 
 
 @pytest.fixture
@@ -48,8 +48,7 @@ def _forbid_submissions(monkeypatch):
 @pytest.mark.slow
 def test_local_sweep_two_cpu_workers_then_a_rerun_submits_nothing(workdir, monkeypatch):
     store, boards, jobs_dir = workdir / "store", workdir / "boards", workdir / "jobs"
-    written = run(store_root=store, leaderboard_dir=boards, progress=False,
-                  launcher=LocalLauncher(jobs_dir, gpus=[], workers=2, timeout_min=10), **SWEEP)
+    written = run(SWEEP, Outputs(store, boards, "test"), launcher=LocalLauncher(jobs_dir, gpus=[], workers=2, timeout_min=10))
 
     records = ResultStore(store).records()
     assert sorted((r["init"], r["seed"]) for r in records) == [("random", 0), ("random", 1), ("tower", 0), ("tower", 1)]
@@ -67,10 +66,9 @@ def test_local_sweep_two_cpu_workers_then_a_rerun_submits_nothing(workdir, monke
 
     before = {p: p.stat().st_mtime_ns for p in store.rglob("*.json")}
     _forbid_submissions(monkeypatch)
-    todo = plan(SWEEP["methods"], SWEEP["tasks"], 2, "smoke", None, store, [1.0], None, LocalLauncher().device)
+    todo = plan(SWEEP, store, LocalLauncher().device)
     assert (todo.pretrain, todo.finetune, todo.stored) == ([], [], 4)
-    run(store_root=store, leaderboard_dir=boards, progress=False,
-        launcher=LocalLauncher(jobs_dir, gpus=[], workers=2), **SWEEP)
+    run(SWEEP, Outputs(store, boards, "test"), launcher=LocalLauncher(jobs_dir, gpus=[], workers=2))
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*.json")} == before
 
 

@@ -7,6 +7,7 @@ import torch
 
 from benchmark.core import registry
 from benchmark.sweep.run import run
+from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import Split, Task
 
 BASE = {"train": 1, "val": 101, "test": 201}
@@ -57,8 +58,7 @@ def test_pretraining_sees_train_only_and_test_is_scored_once_after_model_selecti
     # augmentation changes intensities, which would hide where an image came from
     monkeypatch.setattr(training_module, "augment_batch", lambda x, y, g: (x, y))
     monkeypatch.chdir(tmp_path)
-    run(["tower"], ["leak-check"], 1, "smoke", None, tmp_path / "store", tmp_path / "lb", [1.0], "tower",
-        None, "test", progress=False)
+    run(Sweep.resolve("tower", "leak-check", "smoke", seeds=1), Outputs(tmp_path / "store", tmp_path / "lb", "test"))
 
     assert pretrain_seen and set().union(*pretrain_seen) == {"train"}
     first_test = next(i for i, s in enumerate(finetune_seen) if "test" in s)

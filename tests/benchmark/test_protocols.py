@@ -14,6 +14,7 @@ from benchmark.finetuning.protocols import build_model, finetune
 from benchmark.results.leaderboard import build_leaderboard, refresh_leaderboard
 from benchmark.results.store import ResultStore, make_record
 from benchmark.sweep.run import make_task, run
+from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.synth_fundus import SynthFundus
 from tests.benchmark.tasks.fixtures import write_medmnist
 from tests.conftest import TINY_DECODER, TINY_ENCODER
@@ -168,11 +169,10 @@ def test_leaderboard_of_mixed_protocols_has_one_board_per_protocol(tmp_path):
 
 def test_run_writes_a_board_per_protocol(tmp_path):
     write_medmnist(tmp_path / "data", "retinamnist", counts=None)
-    common = dict(methods=["random"], tasks=["retinamnist"], seeds=2, budget="smoke", data_root=tmp_path / "data",
-                  store_root=tmp_path / "store", leaderboard_dir=tmp_path / "boards", label_fractions=[1.0],
-                  reference="random", imagenet_weights=None, command="test", progress=False)
-    knn = run(**common, protocol="knn")
-    linear = run(**common, protocol="linear")
+    sweep = Sweep.resolve("random", "retinamnist", "smoke", seeds=2, data_root=tmp_path / "data")
+    outputs = Outputs(tmp_path / "store", tmp_path / "boards", "test")
+    knn = run(sweep.replace(protocol="knn"), outputs, reference="random")
+    linear = run(sweep.replace(protocol="linear"), outputs, reference="random")
     assert {p.name for p in knn} >= {"retinamnist-smoke-knn.md"} and {p.name for p in linear} >= {
         "retinamnist-smoke-linear.md"}
     assert {r["protocol"] for r in ResultStore(tmp_path / "store").records()} == {"knn", "linear"}

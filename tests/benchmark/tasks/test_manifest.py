@@ -273,11 +273,12 @@ def test_launcher_jobs_carry_the_own_options_to_a_new_process(tmp_path, monkeypa
     import pickle
 
     from benchmark.sweep.run import plan
+    from benchmark.sweep.spec import Sweep
 
     monkeypatch.chdir(tmp_path)
     data = segmentation_csv(tmp_path / "seg")
     name = registry.resolve_task(str(data), modality="fundus")
-    todo = plan(["tower"], [name], 1, "smoke", None, tmp_path / "results", [1.0], None, torch.device("cpu"))
+    todo = plan(Sweep.resolve("tower", name, "smoke", seeds=1), tmp_path / "results", torch.device("cpu"))
     jobs = [pickle.loads(pickle.dumps(job)) for job in todo.pretrain + todo.finetune]
     assert [type(job).__name__ for job in jobs] == ["PretrainJob", "FinetuneJob"]
     registry.OWN.clear()  # the worker's process
