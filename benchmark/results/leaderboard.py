@@ -30,6 +30,7 @@ CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
 PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
 AA_PAIR = ("random-aa", "random")  # the A/A control: the same init from another seed stream must tie with it
 POWER = 0.8  # the power at which a board states its minimum detectable difference
+CHANCE = {"auc": 50.0}  # where a metric's axis starts: the score of a predictor that ranks at random
 
 
 def convergence(records: list[dict]) -> tuple[str, bool]:
@@ -325,8 +326,9 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
 
 def figure(df: pd.DataFrame, title: str, into=None):
     """Every seed as a dot with the mean ± 95% CI, the paper's value as a diamond, the trivial rows as lines,
-    stars above; the value axis starts at 0, so no difference is drawn larger than it is. Draws ``into`` a
-    given figure (resized to fit) or a new one."""
+    stars above; the value axis starts at the metric's chance level (0, or 50 for AUC), so no difference is drawn
+    larger than it is and no height is spent below chance. Draws ``into`` a given figure (resized to fit) or a new
+    one."""
     from benchmark.results.report import style
 
     floor = df[df["kind"] != "init"]  # trivial and reference rows: drawn as lines
@@ -343,18 +345,22 @@ def figure(df: pd.DataFrame, title: str, into=None):
     if has_paper.any():
         ax.scatter([i + 0.3 for i in x if has_paper.iloc[i]], df.loc[has_paper, "paper_mean"], marker="D", s=30,
                    color="white", edgecolor="black", zorder=4, label="paper")
+    metric = df.attrs.get("metric", "value")
+    lows = [min(r.values) for r in df.itertuples() if len(r.values)]
+    bottom = CHANCE.get(metric.lower(), 0.0) if lows and min(lows) >= CHANCE.get(metric.lower(), 0.0) else 0.0
     for line, row in zip(style.TRIVIAL_STYLES, floor.drop_duplicates(["init", "mean"]).itertuples()):
-        ax.axhline(row.mean, color="black", linestyle=line, linewidth=0.8, label=row.init)
+        if row.mean > bottom:  # a line on the axis itself would be a legend entry nobody can see
+            ax.axhline(row.mean, color="black", linestyle=line, linewidth=0.8, label=row.init)
     tops = [max(list(r.values) + [r.mean + (r.ci if math.isfinite(r.ci) else 0.0)]) for r in df.itertuples()]
     hi = max(tops + list(df["paper_mean"].dropna()) + list(floor["mean"]))
     for i, r in enumerate(df.itertuples()):
         if r.stars:
             ax.annotate(r.stars, (i, tops[i]), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom")
-    ax.set_ylim(0, hi * 1.12 if hi > 0 else 1.0)  # from 0: a cut axis would exaggerate the differences
+    ax.set_ylim(bottom, bottom + (hi - bottom) * 1.12 if hi > bottom else bottom + 1.0)
     ax.set_xlim(-0.6, len(df) - 0.4)
     tilt = len(df) > 5 or sum(len(max(label.split("\n"), key=len)) for label in labels) > 8 * len(labels)
     ax.set_xticks(x, labels, rotation=90 if tilt else 0, ha="center")  # upright names never overlap
-    ax.set_ylabel(f"{df.attrs.get('metric', 'value')} (%)")
+    ax.set_ylabel(f"{metric} (%)" + (f", from chance ({bottom:g})" if bottom else ""))
     style.title(fig, title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, under the title
     return fig

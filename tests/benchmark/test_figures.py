@@ -165,6 +165,28 @@ def test_honest_axes_and_one_palette():
                                                            "a+b": style.EXTRA_COLORS[0], "c+d": style.EXTRA_COLORS[1]}
 
 
+def test_an_auc_axis_starts_at_chance_and_every_legend_entry_can_be_seen():
+    dice = leaderboard_fig(board()).axes[0]
+    assert dice.get_ylim()[0] == 0
+    labels = [t.get_text() for t in dice.get_legend().get_texts()]
+    assert "trivial: all-foreground" in labels and "trivial: all-background" not in labels  # 0.00: on the axis itself
+    records = [{**r, "metric": "auc", "value": 70 + r["value"] / 10, "trivial": {"class prior": 50.0}}
+               for r in fake_records(["tower", "random"])]
+    auc = leaderboard_fig(build_leaderboard(records, "drive")).axes[0]
+    assert auc.get_ylim()[0] == 50 and "from chance (50)" in auc.get_ylabel()
+    assert not any("class prior" in t.get_text() for t in auc.get_legend().get_texts())
+    below = [{**r, "value": 45.0 if r["seed"] == 0 else r["value"]} for r in records]
+    assert leaderboard_fig(build_leaderboard(below, "drive")).axes[0].get_ylim()[0] == 0  # no seed hidden
+
+
+def test_seeds_with_one_value_are_one_dot_with_their_count():
+    records = [{**r, "value": 71.0} if r["init"] == "tower" else r for r in fake_records(["tower", "random"])]
+    ax = leaderboard_fig(build_leaderboard(records, "drive")).axes[0]
+    sizes = sorted(len(c.get_offsets()) for c in ax.collections if len(c.get_offsets()))
+    assert 1 in sizes and 5 in sizes  # tower: one dot; random: five
+    assert any(t.get_text() == "×5" for t in ax.texts)
+
+
 def test_saved_as_png_pdf_svg(tmp_path):
     paths = style.save(convergence_fig(), tmp_path / "fig.png")
     assert sorted(paths) == ["pdf", "png", "svg"]

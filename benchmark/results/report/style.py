@@ -83,9 +83,14 @@ def footer(fig, text: str) -> None:
 def seed_dots(ax, rows: Sequence[Any], positions: Sequence[float], colors_: Mapping[str, str],
               horizontal: bool = False, label_seeds: bool = True) -> None:
     """Per row (``.init``, ``.values``, ``.mean``, ``.ci``): every seed as a dot, the mean as a short tick with
-    its 95% CI as an error bar. Dots spread sideways by seed so equal values stay visible."""
+    its 95% CI as an error bar. Dots spread sideways by seed; a row whose seeds all gave one value (one checkpoint,
+    a deterministic protocol: kNN) is one dot marked with the count, not a row of identical dots."""
     for k, (pos, r) in enumerate(zip(positions, rows)):
         vals = list(r.values)
+        if len(vals) > 1 and len(set(vals)) == 1:
+            label = (vals[0], pos) if horizontal else (pos, vals[0])
+            ax.annotate(f"×{len(vals)}", label, xytext=(5, 5), textcoords="offset points", fontsize=7)
+            vals = vals[:1]
         spread = [pos + 0.3 * (j / max(1, len(vals) - 1) - 0.5) * (len(vals) > 1) for j in range(len(vals))]
         color = colors_[r.init]
         ci = r.ci if r.ci is not None and math.isfinite(r.ci) else 0.0
