@@ -274,8 +274,9 @@ def legend(df: pd.DataFrame) -> str:
             f"{'Holm-adjusted' if a.get('holm', True) else 'unadjusted'} p: {marks}; W = exact Wilcoxon signed-rank p "
             f"(paired rows). MDD = the smallest difference the paired test detects with {POWER:.0%} power at "
             f"alpha {alpha:g} with this row's paired std and n; 'paper n' = seeds the paper's gap to the reference "
-            f"would need at that power. Best mean in bold; "
-            f"underlined rows beat ImageNet init's mean. n = seeds per row; CI = 95% t-interval half-width. "
+            f"would need at that power. Best mean in bold"
+            f"{'; underlined rows beat ImageNet init' + chr(39) + 's mean' if df['underline'].any() else ''}. "
+            f"n = seeds per row; CI = 95% t-interval half-width. "
             f"{'Dice = mean over test images. ' if a.get('metric') == 'dice' else ''}"
             f"'trivial' rows look at no image (the same test split); a row counts "
             f"only when every seed beats the best of them by {TRIVIAL_MARGIN:g} points, every run converged "
@@ -402,7 +403,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     unchanged = {key: _holds(paths[key], text) for key, text in texts.items()}
     current = "records" in texts and all(unchanged.values()) and figure_is_current(list(figures.values()))
     atomic_write_text(paths["md"], to_markdown(df, stamp, name))
-    atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, legend(df)))
+    atomic_write_text(paths["tex"], latex.to_latex(df, stamp, name, board_title(df, name)))
     for key, text in texts.items():
         if not unchanged[key]:
             atomic_write_text(paths[key], text)

@@ -7,12 +7,15 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from benchmark.core.names import display_name
-from benchmark.results.leaderboard import build_leaderboard, legend, write_leaderboard
+from benchmark.results.leaderboard import build_leaderboard, write_leaderboard
 from benchmark.results.report.latex import escape, to_latex
+
+ROOT = Path(__file__).resolve().parents[2]
 
 VALUES = {"tower": [80.0, 81.1, 82.3], "imagenet": [79.0, 79.4, 80.1], "simclr": [79.6, 80.2, 80.9],
           "random": [70.0, 71.0, 72.0]}
@@ -31,7 +34,7 @@ def board():
 
 def test_latex_marks_match_the_markdown():
     df = board()
-    tex = to_latex(df, STAMP, "drive-test", legend(df))
+    tex = to_latex(df, STAMP, "drive-test", "drive, finetune (all labels), Dice")
     assert tex.count(r"\toprule") == tex.count(r"\midrule") == tex.count(r"\bottomrule") == 1
     lines = {line.split(" & ")[0]: line for line in tex.splitlines() if " & " in line}
     best = df.iloc[0]
@@ -44,6 +47,32 @@ def test_latex_marks_match_the_markdown():
         assert (r"\textbf{" + f"{row.mean:.2f}" in lines[key]) == row.bold
     assert "80.38$\\pm$0.41" in lines["TOWER"]  # the paper's value beside ours
     assert "% command: tower-bench leaderboard drive" in tex and escape("50%_&") == r"50\%\_\&"
+
+
+def pdflatex() -> str:
+    exe = shutil.which("pdflatex")
+    if exe:
+        return exe
+    if os.environ.get("CI") == "true":
+        pytest.fail("pdflatex is not installed, and CI=true: .ci/run installs it (texlive-latex-base, -recommended)")
+    pytest.skip("pdflatex is not installed (apt-get install -y texlive-latex-base texlive-latex-recommended)")
+
+
+def test_every_latex_table_compiles(tmp_path):
+    """The fixture board and every committed board, each \\input into a plain article with booktabs."""
+    exe = pdflatex()
+    tables = [tmp_path / "drive-test.tex"]
+    tables[0].write_text(to_latex(board(), STAMP, "drive-test", "drive, finetune (all labels), Dice"))
+    tables += sorted((ROOT / "leaderboards").glob("*.tex"))
+    for table in tables:
+        doc = tmp_path / "doc.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+                       f"\\input{{{table.as_posix()}}}\n\\end{{document}}\n")
+        proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and (tmp_path / "doc.pdf").stat().st_size > 0, \
+            f"{table.name}: " + proc.stdout[-1500:]
+        assert "Overfull \\hbox" not in proc.stdout or table.parent == ROOT / "leaderboards", proc.stdout[-1500:]
 
 
 def test_html_is_self_contained(tmp_path):
