@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from benchmark.errors import ConfigError
-
-if TYPE_CHECKING:
-    import torch
-
-from benchmark.tasks.base import SPLITS, Split, Task
+from benchmark.tasks.base import Split
 from benchmark.tasks.common import SPLIT_SEED, find_root, fixed_split, layout_error, parallel_map, read_image, to_nchw
+from benchmark.tasks.patches import PatchedTask
 
 VAL_FRACTION = 0.2  # 4 of the 20 training images
 
 
-class Drive(Task):
+class Drive(PatchedTask):
     name = "drive"
     kind = "segmentation"
     modality = "fundus"
@@ -53,30 +48,18 @@ class Drive(Task):
     )
 
     min_size = 512  # the paper's input; smaller full images lose the vessels: patches instead
-    supports_patches = True
-    patches_per_image = 8  # labelled patches per training / validation image
-    pretrain_patches_per_image = 64  # unlabelled patches per training image for pretraining
 
     @classmethod
     def miniature(cls, root: Path) -> dict:
         return {"data_root": write_miniature(root / "DRIVE"), "image_size": 32}
 
     def __init__(self, data_root=None, image_size=None, seed=0, patches: bool = False):
-        super().__init__(data_root, image_size, seed)
-        self.patches = patches
+        super().__init__(data_root, image_size, seed, patches)
         self._full: dict[str, Split] = {}
 
     @property
-    def read_size(self) -> int | None:
-        """Side length images are resized to when read (None: native 565x584)."""
-        return None if self.patches else self.image_size
-
-    @property
     def input_note(self) -> str:
-        if self.patches:
-            return (f"native-resolution {self.image_size}-px patches ({self.patches_per_image} per training/validation "
-                    "image), the 20 full 565x584 test images")
-        return super().input_note
+        return self.patch_note("the 20 full 565x584 test images") if self.patches else super().input_note
 
     def _files(self, part: str) -> list[tuple[str, Path, Path, Path]]:
         """(id, image, vessel mask, FOV mask) for every image of ``part``; ids must match across folders."""
@@ -135,51 +118,6 @@ class Drive(Task):
         full = self._load_part("training")
         train_idx, val_idx = fixed_split(len(full), (1 - VAL_FRACTION, VAL_FRACTION), SPLIT_SEED)
         return full.subset(torch.from_numpy(train_idx if split == "train" else val_idx))
-
-    def _patching(self, full: Split) -> bool:
-        """Patches only where the images are larger than a patch (a smaller image is already native-size)."""
-        return self.patches and min(full.images.shape[-2:]) > self.image_size
-
-    def _load(self, split: str) -> Split:
-        full = self._load_full(split)
-        if split == "test" or not self._patching(full):
-            return full
-        return sample_patches(full, self.image_size, self.patches_per_image, SPLIT_SEED + SPLITS.index(split))
-
-    def pretrain_images(self) -> torch.Tensor:
-        """Patch mode: many more unlabelled patches of the training images than the labelled ones."""
-        full = self._load_full("train")
-        if not self._patching(full):
-            return super().pretrain_images()
-        return sample_patches(full, self.image_size, self.pretrain_patches_per_image, SPLIT_SEED + 99).images
-
-
-def sample_patches(split: Split, size: int, per_image: int, seed: int) -> Split:
-    """``per_image`` fixed random ``size``-px patches of every image, each centred inside the FOV."""
-    import torch
-
-    n, _, h, w = split.images.shape
-    if size > min(h, w):
-        raise ConfigError(f"patch size {size} is larger than the images ({h}x{w})")
-    g = torch.Generator().manual_seed(seed)
-    candidates = 16 * per_image
-    ys = torch.randint(0, h - size + 1, (n, candidates), generator=g)
-    xs = torch.randint(0, w - size + 1, (n, candidates), generator=g)
-    inside = split.valid[torch.arange(n)[:, None], ys + size // 2, xs + size // 2]
-    # candidates centred in the FOV first, in random order: the first ``per_image`` are kept
-    order = torch.argsort((~inside).float() + 0.5 * torch.rand(n, candidates, generator=g), dim=1)[:, :per_image]
-    ys, xs = ys.gather(1, order), xs.gather(1, order)
-    offsets = torch.arange(size)
-    rows = (ys[..., None] + offsets)[:, :, :, None]  # (n, k, size, 1)
-    cols = (xs[..., None] + offsets)[:, :, None, :]  # (n, k, 1, size)
-    sample = torch.arange(n)[:, None, None, None]
-
-    def crop(t: torch.Tensor) -> torch.Tensor:  # (n, H, W, ...) -> (n * k, size, size, ...)
-        return t[sample, rows, cols].flatten(0, 1)
-
-    ids = [f"{i}@{y},{x}" for i, yy, xx in zip(split.ids, ys.tolist(), xs.tolist()) for y, x in zip(yy, xx)]
-    return Split(crop(split.images.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous(), crop(split.targets),
-                 crop(split.valid), ids)
 
 
 # ----------------------------------------------------------------------------- miniature data (contract tests)

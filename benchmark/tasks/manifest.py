@@ -8,6 +8,10 @@ gets the same test set.
 
 Images: anything Pillow reads, resized to ``image_size`` squared (bilinear, antialiased; masks nearest);
 grey unless some image has colour. Masks: 0/255, 0/1 or class ids (palette indices count as ids).
+Segmentation keeps its structures: its own size is the first image's longer side (at most 512), and a budget
+that asks for less (64 px) gets native-resolution patches of the images read at that size, as DRIVE does
+(``patches.PatchedTask``); the test split stays the full images. Without FOV masks, patches are centred
+anywhere and Dice counts every pixel.
 
 The task's name is the manifest's name plus a content hash (the CSV, every listed file's bytes and the
 options that change the data), so run folders, records and boards name the data, not where it lies,
@@ -28,8 +32,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from benchmark.tasks.base import SPLITS, DataError, Kind, Split, Task
+from benchmark.tasks.base import SPLITS, DataError, Kind, Split
 from benchmark.tasks.common import SPLIT_SEED, fixed_split, parallel_map, stratified_split, to_nchw
+from benchmark.tasks.patches import PatchedTask
 
 FRACTIONS = dict(zip(SPLITS, (0.7, 0.1, 0.2)))
 MAX_INFERRED_CLASSES = 64  # more distinct mask values than this are grey levels, not classes (pass --num-classes)
@@ -70,8 +75,9 @@ def check_modality(modality: str) -> None:
         raise DataError(f"unknown --modality {modality!r}; known: {', '.join(MODALITY_MASKS)}")
 
 
-class OwnTask(Task):
-    """Base of the class ``make_class`` builds per manifest; channels and mask classes come from the data."""
+class OwnTask(PatchedTask):
+    """Base of the class ``make_class`` builds per manifest; channels and mask classes come from the data.
+    Segmentation classes support patches (``full_size``: the manifest's own size); classification does not."""
 
     samples: ClassVar[tuple[Sample, ...]]
     classes: ClassVar[tuple[str, ...]]  # classification: label index -> class name
@@ -79,8 +85,14 @@ class OwnTask(Task):
     manifest: ClassVar[Path]
     source = "your own files"
 
-    def __init__(self, data_root=None, image_size=None, seed: int = 0):
-        super().__init__(self.manifest, image_size, seed)  # the manifest is the data, whatever --data-root says
+    def __init__(self, data_root=None, image_size=None, seed: int = 0, patches: bool = False):
+        super().__init__(self.manifest, image_size, seed, patches)  # the manifest is the data, whatever --data-root says
+
+    @property
+    def input_note(self) -> str:
+        if self.patches:
+            return self.patch_note(f"the full test images at {self.full_size} px")
+        return super().input_note
 
     @property
     def in_chans(self) -> int:  # type: ignore[override]
@@ -90,7 +102,7 @@ class OwnTask(Task):
     def num_classes(self) -> int:  # type: ignore[override]
         return len(self.classes) if self.kind != "segmentation" else self._decoded[1]
 
-    def _load(self, split: str) -> Split:
+    def _load_full(self, split: str) -> Split:
         idx = [i for i, s in enumerate(self._samples) if s.split == split]
         if not idx:
             raise DataError(f"{self.manifest}: the {split} split is empty; expected at least one sample in each of "
@@ -105,7 +117,7 @@ class OwnTask(Task):
     def _decoded(self) -> tuple[Split, int]:
         """(every sample decoded once in manifest order, segmentation classes)."""
         samples = self._samples
-        size = self.image_size
+        size = self.read_size
         images = parallel_map(lambda s: decode(s.image, s.where, "RGB", size), samples)
         grey = all(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]) for x in images)
         x = to_nchw([a[..., 0] for a in images] if grey else images)
@@ -297,9 +309,11 @@ def make_class(manifest: Path, samples: list[Sample], kind: Kind, classes: tuple
            f"{content_hash(manifest, samples, options, extra)}"
     size = options.image_size or min(MAX_DEFAULT_SIZE, max(native_size(samples[0].image, samples[0].where)))
     what = "segmentation" if kind == "segmentation" else f"{kind} classification, {len(classes)} classes"
+    seg = kind == "segmentation"
     attrs = dict(
-        name=name, kind=kind, modality=options.modality, metric="dice" if kind == "segmentation" else "auc",
-        image_size=size, description=f"own data {manifest.name}: {what}, {len(samples)} samples",
+        name=name, kind=kind, modality=options.modality, metric="dice" if seg else "auc",
+        image_size=size, full_size=size, min_size=size if seg else 0, supports_patches=seg,
+        description=f"own data {manifest.name}: {what}, {len(samples)} samples",
         layout=layout, samples=tuple(samples), classes=classes, options=options, manifest=manifest,
         __module__=__name__,
     )

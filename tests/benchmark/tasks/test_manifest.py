@@ -165,6 +165,35 @@ def test_formats_channels_and_mask_values(tmp_path):
     assert fov.load("test").valid.all()
 
 
+def test_own_segmentation_larger_than_the_budget_is_patched_at_native_resolution(tmp_path):
+    """1-px lines on 96x80 images at a 32-px budget: patches of the images read at their own 96 px keep the lines
+    (a 32-px resize would blur them away); the test split stays the full images; patch centres lie in the FOV."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(10):
+        img = rng.integers(0, 60, (80, 96, 3), dtype=np.uint8)
+        mask = np.zeros((80, 96), np.uint8)
+        mask[:, 10 + 7 * i] = mask[20 + 5 * i, :] = 255  # one-pixel vessels
+        img[mask > 0] = 250
+        fov = np.zeros((80, 96), np.uint8)
+        fov[:, :48] = 255  # the left half only
+        for part, arr in (("im", img), ("m", mask), ("f", fov)):
+            _save(Image.fromarray(arr), tmp_path / f"{part}{i}.png")
+        rows.append({"image": f"im{i}.png", "mask": f"m{i}.png", "fov": f"f{i}.png"})
+    task = registry.make_task(str(write_csv(tmp_path, rows)), None, 32)
+    assert task.patches and "native-resolution 32-px patches" in task.input_note and "96 px" in task.input_note
+    train, test = task.load("train"), task.load("test")
+    n_train = len(set(train.sources))
+    assert train.images.shape[1:] == (3, 32, 32) and len(train) == 8 * n_train
+    assert test.images.shape[-2:] == (96, 96) and len(test) == len(set(test.sources))
+    thin = train.targets.float().mean()
+    assert 0 < thin < 0.15  # lines one pixel wide at 96 px, not smeared over the patch
+    assert train.valid[:, 16, 16].all()  # every patch centred inside the field of view
+    assert len(task.pretrain_images()) == 64 * n_train
+    whole = registry.make_task(str(tmp_path / "study.csv"), None, 96)  # the data's own size: no patches
+    assert not whole.patches and whole.load("train").images.shape[-1] == 96
+
+
 def test_multilabel_and_drawn_split(tmp_path):
     rng = np.random.default_rng(3)
     rows = [{"image": _save(_image(rng), tmp_path / f"x{i}.ppm").name, "effusion": str(i % 2),
