@@ -83,3 +83,14 @@ def public_path(path: str | Path | None, keep: int = 1) -> str | None:
         tail = [p for p in parts if p not in ("..", "/", "~")][-keep:]
         return "/".join(tail) or text
     return text
+
+
+def public_command(command: str) -> str:
+    """A stored command line with every argument that names this machine's paths made public (``public_path``)."""
+    import shlex
+
+    try:
+        args = shlex.split(command)
+    except ValueError:  # unbalanced quotes: leave it as it was typed
+        return command
+    return " ".join(shlex.quote(public_path(a) if ("/" in a or a.startswith("~")) else a) for a in args)

@@ -18,6 +18,7 @@ from benchmark.core.names import display_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
+from benchmark.results.store import public_record
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
 
@@ -394,7 +395,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     texts = {"csv": df[CSV_COLUMNS].to_csv(index=False)}
     if records:
-        rows = sorted(records, key=lambda r: (r["budget"], r["init"], int(r["seed"])))
+        rows = sorted(map(public_record, records), key=lambda r: (r["budget"], r["init"], int(r["seed"])))
         texts["records"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         paths["records"] = out / f"{name}.records.jsonl"
         digest = hashlib.sha256(texts["records"].encode()).hexdigest()[:16]

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
-from zoo.io import atomic_write_text, package_version, stable_hash
+from zoo.io import atomic_write_text, package_version, public_command, public_path, stable_hash
 
 KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash", "protocol")
 DEFAULT_PROTOCOL = "finetune"  # a key or record without ``protocol`` (older records) is the paper's
@@ -88,6 +88,24 @@ def file_name(key: dict[str, Any]) -> str:
     if key["protocol"] == DEFAULT_PROTOCOL:
         key = {f: v for f, v in key.items() if f != "protocol"}
     return f"{stable_hash(key)}.json"
+
+
+def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a committed board carries it: paths naming one machine (a data root, an export folder, the
+    command's arguments) by their last names only. Records written today are already so; older ones are made so
+    when a board is written from them. The numbers are untouched."""
+    out = dict(record)
+    if isinstance(out.get("command"), str):
+        out["command"] = public_command(out["command"])
+    if isinstance(out.get("config"), dict):
+        config = dict(out["config"])
+        if config.get("data_root"):
+            config["data_root"] = public_path(config["data_root"])
+        for key in ("init", "init_decoder"):
+            if config.get(key):
+                config[key] = public_path(config[key], keep=3)
+        out["config"] = config
+    return out
 
 
 def make_record(**fields: Any) -> dict[str, Any]:

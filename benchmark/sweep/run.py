@@ -29,7 +29,7 @@ from benchmark.pretraining.loop import CHECKPOINT, EXPORT, default_out, pretrain
 from benchmark.results.store import ResultStore, key_of
 from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import DataError, Task
-from zoo.io import public_path
+from zoo.io import public_command
 
 console = Console(stderr=True, soft_wrap=True)  # a log line is one line, in a log file too
 
@@ -37,8 +37,7 @@ console = Console(stderr=True, soft_wrap=True)  # a log line is one line, in a l
 def command_line() -> str:
     """The command as the user typed it, stamped on every record and board it writes; a path that names this
     machine (absolute, or climbing out of the working folder) by its last name only (``zoo.io.public_path``)."""
-    return "tower-bench " + " ".join(shlex.quote(public_path(a) if ("/" in a or a.startswith("~")) else a)
-                                     for a in sys.argv[1:])
+    return public_command(shlex.join(["tower-bench", *sys.argv[1:]]))
 
 
 def make_task(name: str, data_root: Path | None, image_size: int | None, download: bool = False) -> Task:
