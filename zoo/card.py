@@ -29,11 +29,14 @@ def _budget(result: dict) -> str:
     return f"{result['budget']} budget" if result.get("budget") else ""
 
 
-def _metric_name(result: dict) -> str:
-    """E.g. ``dice, mean ± std of 10 seeds (80.1 ± 0.4)``: model-index has no field for the spread."""
-    if "n" not in result or "std" not in result:
-        return result["metric"]
-    return f"{result['metric']}, mean ± std of {result['n']} seeds ({result['value']} ± {result['std']})"
+METRIC_NAMES = {"dice": "Dice", "auc": "AUC", "iou": "IoU", "acc": "Accuracy", "accuracy": "Accuracy"}
+
+
+def _metric_args(result: dict) -> dict | None:
+    """How the value was measured, as fields: protocol, label fraction, budget, and the spread over seeds."""
+    args = {"protocol": result.get("protocol"), "label_fraction": result.get("label_fraction"),
+            "budget": result.get("budget"), "seeds": result.get("n"), "std": result.get("std")}
+    return {k: v for k, v in args.items() if v is not None} or None
 
 
 def _front_matter(info: ExportInfo, name: str) -> str:
@@ -44,13 +47,15 @@ def _front_matter(info: ExportInfo, name: str) -> str:
         EvalResult(
             task_type=_task_type(r), task_name=r["task"], dataset_type=r.get("dataset_type", r["task"]),
             dataset_name=r.get("dataset_name", r["task"]), dataset_split="test",
-            metric_type=r["metric"], metric_value=r["value"], metric_name=_metric_name(r),
+            metric_type=r["metric"], metric_value=r["value"],
+            metric_name=METRIC_NAMES.get(r["metric"].lower(), r["metric"]), metric_args=_metric_args(r),
             metric_config=", ".join(x for x in (r.get("protocol"), _labels(r), _budget(r)) if x) or None,
         )
         for r in results
     ]
-    tasks = [info.pretrain.get("task"), *(r["task"] for r in results)]
-    datasets = info.pretrain.get("datasets") or list(dict.fromkeys(t for t in tasks if t))
+    # only Hub dataset ids belong here (the Hub links them); tower-bench's task names are not, so the field is
+    # left out unless the pretraining names real ids; the task names stay in each result's dataset fields
+    datasets = info.pretrain.get("datasets")
     data = ModelCardData(
         library_name="timm",
         license=info.pretrain.get("license", "mit"),
