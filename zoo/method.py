@@ -2,19 +2,30 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import torch
 from torch import nn
 
 from .unet import UNet
 
+# What ``views`` returns: per name a batch (B, C, H, W), or a list of batches whose sizes differ (multi-crop: two
+# global and several local crops of every image, as DINO draws them). Row i of each belongs to image i.
+View = Union[torch.Tensor, list[torch.Tensor]]
+Views = dict[str, View]
+
+
+def view_rows(views: Views, lo: int, hi: int) -> Views:
+    """Rows ``lo:hi`` of every view (of every crop of a multi-crop view): the views of images ``lo:hi``."""
+    return {k: [c[lo:hi] for c in v] if isinstance(v, list) else v[lo:hi] for k, v in views.items()}
+
 
 class PretrainMethod(nn.Module):
     """A self-supervised method wrapped around a ``UNet``.
 
     Subclasses set the class attributes below and implement ``views`` (random, batched, on the
-    images' device, reproducible from ``generator``) and ``loss`` (a deterministic function of
+    images' device, reproducible from ``generator``; a view is a batch or a list of batches of other sizes,
+    ``Views``) and ``loss`` (a deterministic function of
     images and views). Keeping the two apart lets a distributed run be checked against one
     process: draw the views of the global batch once, give each rank its slice. A method
     registered in ``benchmark/core/registry.py`` is checked against this contract by
@@ -48,10 +59,10 @@ class PretrainMethod(nn.Module):
         self.net.decoder.requires_grad_(False)
         self.net.head.requires_grad_(False)
 
-    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> Views:
         raise NotImplementedError
 
-    def loss(self, images: torch.Tensor, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, images: torch.Tensor, views: Views) -> dict[str, torch.Tensor]:
         """``{"loss": total, ...named parts to log}``; images are float in [0, 1]."""
         raise NotImplementedError
 

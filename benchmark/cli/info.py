@@ -8,6 +8,7 @@ functions), methods from their classes' source (``method_summary``).
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,21 @@ console = Console()
 def method_summary(target: str) -> tuple[bool, dict[str, Any]]:
     """(trains_decoder, default hyper-parameters) of a registry target ``module:Class``, read from its source.
 
-    What ``cls.trains_decoder`` and ``cls.hparams()`` give, without importing the module: method modules
-    import torch and timm, seconds of start-up for a listing. Only the class and its bases in the same
-    file are read, so a method repeats its base's ``__init__`` defaults and keeps them literals; a test
-    checks every registered method against its imported class.
+    What ``cls.trains_decoder`` and ``cls.hparams()`` give, without importing the module when its source says it
+    plainly (method modules import torch and timm: seconds of start-up for a listing); a default that is not a
+    literal is read from the imported class itself. The source read is the class and its bases in the same file
+    (a subclass repeats the ``__init__`` defaults of a base elsewhere); a test checks every registered method
+    against its imported class.
     """
+    try:
+        return _summary_from_source(target)
+    except (ValueError, TypeError, SyntaxError, KeyError, AttributeError):  # not plain literals in one file
+        module, name = target.split(":")
+        cls = getattr(importlib.import_module(module), name)
+        return bool(cls.trains_decoder), cls.hparams()
+
+
+def _summary_from_source(target: str) -> tuple[bool, dict[str, Any]]:
     module, name = target.split(":")
     top, *rest = module.split(".")
     spec = importlib.util.find_spec(top)  # finds the package without running its __init__

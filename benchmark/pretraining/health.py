@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo import PretrainMethod
+from zoo.method import Views, view_rows
 
 HOLDOUT_MAX = 512  # held-out candidates per run (the retrieval is among all of them)
 HOLDOUT_SHARE = 4  # at most a quarter of a pool is held out
@@ -74,9 +75,9 @@ def standardised_pixels(x: torch.Tensor, side: int = 32) -> torch.Tensor:
     return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
 
 
-def _chunks(images: torch.Tensor, views: dict[str, torch.Tensor]):
+def _chunks(images: torch.Tensor, views: Views):
     for lo in range(0, len(images), CHUNK):
-        yield images[lo:lo + CHUNK], {k: v[lo:lo + CHUNK] for k, v in views.items()}
+        yield images[lo:lo + CHUNK], view_rows(views, lo, lo + CHUNK)
 
 
 @torch.no_grad()

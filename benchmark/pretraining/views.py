@@ -41,7 +41,9 @@ def views_table(method: PretrainMethod, images: torch.Tensor, seed: int = 0,
     x = images.float() / 255
     with torch.no_grad():
         views = method.views(x, torch.Generator(device=x.device).manual_seed(seed))
-        columns = {"original": x, **{k: v.float() for k, v in views.items()}}
+        columns = {"original": x}
+        for k, v in views.items():  # a multi-crop view: one column per crop
+            columns.update({f"{k} {i + 1}": c.float() for i, c in enumerate(v)} if isinstance(v, list) else {k: v.float()})
         source = _restore_input(views, x)
         if restore and method.trains_decoder and source is not None:
             method.net.eval()

@@ -16,6 +16,7 @@ import torch
 from benchmark.core import registry
 from benchmark.results import reference
 from zoo import PretrainMethod, UNet
+from zoo.method import view_rows
 
 MakeNet = Callable[..., UNet]
 
@@ -82,16 +83,29 @@ def check_loss_and_gradients(s: Subject, make_net: MakeNet) -> None:
                 assert p.grad is None
 
 
+def crops(view: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    """A view's batches: itself, or each crop of a multi-crop view."""
+    return view if isinstance(view, list) else [view]
+
+
 def check_views_and_export(s: Subject, make_net: MakeNet) -> None:
-    """Views reproducible from a generator, pixel-aligned with the images, in [0, 1]; the U-Net gets published."""
+    """Views reproducible from a generator, one row per image, in [0, 1]: a batch pixel-aligned with the images, or
+    a list of crops of any size (multi-crop), at least one of them the images' own size; the U-Net gets published."""
     method = s.build(make_net)
     images = torch.rand(4, 3, 32, 32)
     a, b = method.views(images, gen(3)), method.views(images, gen(3))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    for key, v in a.items():  # images, or one-channel maps over them (masks)
-        assert v.shape[0] == 4 and v.shape[1] in (1, 3) and v.shape[2:] == images.shape[2:], (key, v.shape)
-        assert v.min() >= 0 and v.max() <= 1, key
-    assert any(v.shape == images.shape for v in a.values())
+    assert a.keys() == b.keys()
+    for key in a:
+        assert len(crops(a[key])) == len(crops(b[key])) and all(map(torch.equal, crops(a[key]), crops(b[key]))), key
+    for key, view in a.items():  # images, crops of them, or one-channel maps over them (masks)
+        assert isinstance(view, (torch.Tensor, list)) and crops(view), key
+        assert isinstance(view, list) or view.shape[2:] == images.shape[2:], (key, view.shape)
+        for v in crops(view):
+            assert v.ndim == 4 and v.shape[0] == 4 and v.shape[1] in (1, 3) and min(v.shape[2:]) >= 8, (key, v.shape)
+            assert v.min() >= 0 and v.max() <= 1, key
+    assert any(v.shape == images.shape for view in a.values() for v in crops(view))
+    rows = view_rows(a, 1, 3)  # what the health check hands the method: the views of a slice of the images
+    assert all(v.shape[0] == 2 for view in rows.values() for v in crops(view))
     assert method.export() is method.net and isinstance(method.export(), UNet)
 
 

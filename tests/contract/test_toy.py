@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from benchmark.core import registry
 
@@ -46,6 +47,51 @@ TOY_METHOD = '''
 
         def restoration(self, images, views):
             return torch.sigmoid(self.net(views["view"])), views["view"]
+'''
+
+TOY_MULTICROP = '''
+    """Two global crops at the image's size and four local crops at half of it, as DINO draws them; every crop's
+    embedding is pulled to the global crops' mean: the multi-crop shape of the contract, not a method to use."""
+    import torch
+    import torch.nn.functional as F
+
+    from zoo import PretrainMethod
+
+
+    def crop(images, generator, scale, out):
+        """One random box of ``scale`` times the side (the same for the batch), resized to ``out`` px."""
+        h, w = images.shape[-2:]
+        ch, cw = max(1, int(h * scale)), max(1, int(w * scale))
+        y = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+        x = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+        box = images[..., y:y + ch, x:x + cw]
+        return F.interpolate(box, size=(out, out), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+    class MultiCrop(PretrainMethod):
+        name = "multicrop"
+        paper_name = "Multi-crop toy"
+
+        def __init__(self, net, modality: str = "generic", global_scale: float = 0.8, local_scale: float = 2 / 5,
+                     local_crops: int = 4):
+            super().__init__(net, modality)
+            self.global_scale, self.local_scale, self.local_crops = global_scale, local_scale, local_crops
+
+        def views(self, images, generator=None):
+            side = images.shape[-1]
+            return {"global": [crop(images, generator, self.global_scale, side) for _ in range(2)],
+                    "local": [crop(images, generator, self.local_scale, side // 2) for _ in range(self.local_crops)]}
+
+        def loss(self, images, views):
+            z = [F.normalize(self.embed(c), dim=1) for c in views["global"] + views["local"]]
+            target = F.normalize(z[0] + z[1], dim=1).detach()
+            return {"loss": torch.stack([1 - (zi * target).sum(1).mean() for zi in z]).mean()}
+
+        def positive_pair(self, images, views):
+            return views["global"][0], views["global"][1]
+
+        def embed(self, x):
+            return self.net.forward_pooled(x)
 '''
 
 TOY_TASK = '''
@@ -98,11 +144,13 @@ def toy_package(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "toy_method.py").write_text(textwrap.dedent(TOY_METHOD))
     (pkg / "toy_task.py").write_text(textwrap.dedent(TOY_TASK))
+    (pkg / "multicrop.py").write_text(textwrap.dedent(TOY_MULTICROP))
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
     monkeypatch.setitem(registry.METHODS, "toy", "tmp_pkg.toy_method:Toy")
+    monkeypatch.setitem(registry.METHODS, "multicrop", "tmp_pkg.multicrop:MultiCrop")
     monkeypatch.setitem(registry.TASKS, "toy-task", "tmp_pkg.toy_task:ToyTask")
     yield
-    for module in ("tmp_pkg", "tmp_pkg.toy_method", "tmp_pkg.toy_task"):  # the next test writes its own
+    for module in ("tmp_pkg", "tmp_pkg.toy_method", "tmp_pkg.toy_task", "tmp_pkg.multicrop"):  # the next test's own
         sys.modules.pop(module, None)
 
 
@@ -111,6 +159,31 @@ def test_a_registered_toy_method_is_contract_tested(toy_package, tiny_unet):
     subject = methods.subject("toy")
     for check in methods.CHECKS:
         check(subject, tiny_unet)
+
+
+def test_a_multi_crop_method_meets_the_contract_pretrains_and_is_listed(toy_package, tiny_unet, tmp_path, monkeypatch):
+    """Views that are lists of crops of two sizes: every contract check, a smoke pretraining with its health check,
+    and the ``methods`` listing with the defaults its class declares (``2 / 5`` is no literal: read from the class)."""
+    subject = methods.subject("multicrop")
+    for check in methods.CHECKS:
+        check(subject, tiny_unet)
+    from benchmark.cli import info
+    from benchmark.core.config import PretrainConfig
+    from benchmark.pretraining.loop import pretrain
+    from tests.conftest import TINY_DECODER, TINY_ENCODER
+    from zoo import UNet
+
+    images = (torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    cfg = PretrainConfig(method="multicrop", encoder=TINY_ENCODER, decoder_channels=TINY_DECODER, batch_size=8,
+                         epochs=2, threads=1, out=str(tmp_path / "run"))
+    net = UNet.from_pretrained(pretrain(cfg, images=images, progress=False))
+    health = net.export_info.health
+    assert "retrieval_top1" in health and "restoration_mse" not in health and net.export_info.method == "multicrop"
+    assert info.method_summary(registry.METHODS["multicrop"]) == (False, registry.method_class("multicrop").hparams())
+    lines = []
+    monkeypatch.setattr(info.console, "print", lambda table: lines.append(table))
+    info.methods_command()
+    assert "multicrop" in lines[0].columns[0]._cells
 
 
 def test_a_registered_toy_task_is_contract_tested(toy_package, tmp_path):
