@@ -22,8 +22,8 @@ from torch import nn
 
 from benchmark.core.config import FinetuneConfig
 from benchmark.finetuning.logistic import logistic_probe
-from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, to_scores
-from benchmark.finetuning.training import image_batches, train_loop
+from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, to_scores, validation
+from benchmark.finetuning.training import Validation, image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 
 KNN_K = 20
@@ -96,12 +96,9 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
     """The test score and training record of ``cfg.protocol`` (linear | knn) on ``model`` from ``build_model``."""
     if task.kind == "segmentation":  # knn was refused by cfg.check_task
         net = FrozenEncoder(model)
-
-        def validate(m: nn.Module) -> float:
-            return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
-
-        trained = train_loop(cfg, net, len(train), image_batches(cfg, train, task.kind, device), validate,
-                             task.kind, device, progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
+        trained = train_loop(cfg, net, len(train), image_batches(cfg, train, task.kind, device),
+                             validation(cfg, val, task.kind, task.num_classes, train, device), task.kind, device,
+                             progress)
         return {**evaluate(net, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
     model.net.requires_grad_(False)
     if cfg.probe_revision >= 2:
@@ -131,6 +128,7 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
             m.eval()
             return score(to_scores(m(feats[name]).float(), task.kind).cpu(), split, task.kind)["value"]
 
-    trained = train_loop(cfg, head, len(train), batch, lambda m: head_score(m, "val", val), task.kind, device,
-                         progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
+    floor = selection_floor(cfg, val, task.kind, task.num_classes, train)
+    trained = train_loop(cfg, head, len(train), batch, Validation(lambda m: head_score(m, "val", val), floor),
+                         task.kind, device, progress)
     return {"value": head_score(head, "test", test), **trained.record()}

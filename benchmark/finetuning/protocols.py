@@ -21,7 +21,7 @@ from benchmark.core import registry
 from benchmark.core.config import FinetuneConfig
 from benchmark.finetuning.logistic import pixels_reference
 from benchmark.finetuning.probe import probe
-from benchmark.finetuning.scoring import evaluate, selection_floor, trivial_scores
+from benchmark.finetuning.scoring import evaluate, trivial_scores, validation
 from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 from zoo import UNet, UNetConfig
@@ -125,11 +125,9 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
     if cfg.fast:
         model = model.to(memory_format=torch.channels_last)
     if cfg.protocol == "finetune":
-        def validate(m: nn.Module) -> float:
-            return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
-
-        trained = train_loop(cfg, model, len(train), image_batches(cfg, train, task.kind, device), validate,
-                             task.kind, device, progress, selection_floor(cfg, val, task.kind, task.num_classes, train))
+        trained = train_loop(cfg, model, len(train), image_batches(cfg, train, task.kind, device),
+                             validation(cfg, val, task.kind, task.num_classes, train, device), task.kind, device,
+                             progress)
         result = {**evaluate(model, test, task.kind, cfg.eval_batch_size, device, cfg.fast), **trained.record()}
     else:
         result = probe(cfg, model, task, train, val, test, device, progress)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.core.config import TRIVIAL_MARGIN, FinetuneConfig
-from benchmark.finetuning.training import batch_bounds
+from benchmark.finetuning.training import Validation, batch_bounds
 from benchmark.tasks.base import Split
 
 
@@ -87,6 +87,13 @@ def trivial_scores(split: Split, kind: str, num_classes: int, train: Split) -> d
         prior = torch.bincount(train.targets.long(), minlength=max(num_classes, 2)).float()
         prior = prior / prior.sum()
     return {"class-prior": score(prior.expand(len(split), -1).clone(), split, kind)["value"]}
+
+
+def validation(cfg: FinetuneConfig, val: Split, kind: str, num_classes: int, train: Split,
+               device: torch.device) -> Validation:
+    """Checks that score the model on ``val`` as the test split is scored, above the floor of ``selection_floor``."""
+    return Validation(lambda m: evaluate(m, val, kind, cfg.eval_batch_size, device, cfg.fast)["value"],
+                      selection_floor(cfg, val, kind, num_classes, train))
 
 
 def selection_floor(cfg: FinetuneConfig, val: Split, kind: str, num_classes: int, train: Split) -> float:

@@ -18,7 +18,7 @@ import torch
 from benchmark.core.config import Budget, FinetuneConfig
 from benchmark.core.names import SUPERVISED
 from benchmark.finetuning.protocols import Classifier, build_model, class_prior
-from benchmark.finetuning.scoring import evaluate, selection_floor
+from benchmark.finetuning.scoring import validation
 from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Task
 from zoo.io import atomic_write_text
@@ -51,12 +51,10 @@ def train_supervised(cfg: FinetuneConfig, task: Task, out: Path, progress: bool 
     if cfg.fast:
         model = model.to(memory_format=torch.channels_last)
 
-    def validate(m: torch.nn.Module) -> float:
-        return evaluate(m, val, task.kind, cfg.eval_batch_size, device, cfg.fast)["value"]
-
-    floor = selection_floor(cfg, val, task.kind, task.num_classes, pool)
-    trained = train_loop(cfg, model, len(pool), image_batches(cfg, pool, task.kind, device), validate, task.kind,
-                         device, progress, floor)
+    checks = validation(cfg, val, task.kind, task.num_classes, pool, device)
+    floor = checks.floor
+    trained = train_loop(cfg, model, len(pool), image_batches(cfg, pool, task.kind, device), checks, task.kind,
+                         device, progress)
     net = model.net if isinstance(model, Classifier) else model  # a classifier exports its U-Net, not its head
     net = net.cpu().to(memory_format=torch.contiguous_format)
     health = {"passed": bool(trained.best > floor), "supervised_val": trained.best, "supervised_val_floor": floor,

@@ -188,14 +188,22 @@ def image_batches(cfg: FinetuneConfig, train: Split, kind: str, device: torch.de
     return batch
 
 
-def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch,
-               validate: Callable[[nn.Module], float], kind: str, device: torch.device, progress: bool,
-               floor: float = -math.inf) -> Trained:
+@dataclass(frozen=True)
+class Validation:
+    """What a validation check does: ``score`` the model (higher is better), and the ``floor`` early stopping waits
+    for the best check to beat (``scoring.validation`` builds both from a validation split)."""
+
+    score: Callable[[nn.Module], float]
+    floor: float = -math.inf
+
+
+def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch, validation: Validation,
+               kind: str, device: torch.device, progress: bool) -> Trained:
     """Adam + cosine on ``model``'s trainable parameters, validated on the schedule, stopped early; ``model``
     ends in its best validation state. Shared by fine-tuning and the linear probes (``batch`` feeds it).
 
-    Early stopping waits until the best check beats ``floor`` (``scoring.selection_floor``): a model that
-    first predicts near the trivial score and then falls into the class-prior phase must not be stopped on.
+    Early stopping waits until the best check beats ``validation.floor`` (``scoring.selection_floor``): a model
+    that     first predicts near the trivial score and then falls into the class-prior phase must not be stopped on.
     Every check above the floor is better than every check below it, so the best check stays the selection.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -233,7 +241,7 @@ def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch
                 step += 1
                 if not plan.evaluates(step):
                     continue
-                value = validate(model)
+                value = validation.score(model)
                 model.train()
                 curve.append(value)
                 curve_steps.append(step)
@@ -241,9 +249,9 @@ def train_loop(cfg: FinetuneConfig, model: nn.Module, n_train: int, batch: Batch
                     best, best_step = value, step
                     best_state = copy.deepcopy(model.state_dict())
                 bar.update(job, completed=step, info=f"val {value:.2f} (best {best:.2f} @ step {best_step})")
-                if best > floor and plan.stops(step, best_step, curve, curve_steps):
+                if best > validation.floor and plan.stops(step, best_step, curve, curve_steps):
                     break
     except torch_oom() as err:  # the batch does not fit: name a smaller one instead of a CUDA traceback
         raise batch_too_large("fine-tuning", cfg.batch_size, f"step {step + 1} on {device}") from err
     model.load_state_dict(best_state)
-    return Trained(plan, best, best_step, step, curve, curve_steps, floor)
+    return Trained(plan, best, best_step, step, curve, curve_steps, validation.floor)

@@ -72,15 +72,15 @@ def _scripted_run(values, floor):
     """train_loop on a throw-away linear model whose validation scores are ``values``, one per check."""
     import math
 
-    from benchmark.finetuning.training import train_loop
+    from benchmark.finetuning.training import Validation, train_loop
 
     scores = iter(values)
     model = torch.nn.Linear(2, 2)
     cfg = FinetuneConfig(task="t", epochs=len(values), batch_size=4, lr=1e-3, patience=1, patience_steps=2,
                          stop_after=2, augment=False)
     batch = lambda idx: (torch.randn(len(idx), 2), torch.zeros(len(idx), dtype=torch.long))  # noqa: E731
-    return train_loop(cfg, model, 4, batch, lambda m: next(scores), "multiclass", torch.device("cpu"), False,
-                      floor if floor is not None else -math.inf)
+    checks = Validation(lambda m: next(scores), floor if floor is not None else -math.inf)
+    return train_loop(cfg, model, 4, batch, checks, "multiclass", torch.device("cpu"), False)
 
 
 def test_early_stopping_waits_for_a_check_that_beats_the_trivial_predictor():
