@@ -26,7 +26,7 @@ def test_run_benchmark_returns_the_numbers_the_cli_writes(tmp_path, monkeypatch,
 
 
 def test_load_board_and_bad_names():
-    board = api.load_board("drive-cpu")
+    board = api.load_board("drive-cpu-25pct")
     assert {"init", "mean", "std", "counts"} <= set(board.columns) and "tower" in set(board["init"])
     with pytest.raises(MissingFileError, match="no board 'nope'"):
         api.load_board("nope")
