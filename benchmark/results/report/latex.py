@@ -60,7 +60,8 @@ def to_latex(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, title: str) 
     """A ``table`` environment (needs ``\\usepackage{booktabs}``) captioned with ``caption``. Columns that say
     nothing on this board are left out: the budget when there is one, the paper's value when it has none,
     ``counts`` when every row counts."""
-    metric = escape(df.attrs.get("metric", "value"))
+    metric = str(df.attrs.get("metric", "value"))
+    metric = escape("Dice" if metric == "dice" else metric.upper() if len(metric) <= 4 else metric)
     inits = df[df["kind"] == "init"]
     columns = [("init", "l", lambda r, t: rf"\textit{{{escape(r.init)}}}" if t else escape(display_name(r.init)))]
     if df["budget"].nunique() > 1:
