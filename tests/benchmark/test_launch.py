@@ -145,10 +145,9 @@ def test_slurm_options_reach_submitit_and_sbatch(monkeypatch, workdir):
 
 def test_slurm_plans_pretraining_for_the_jobs_gpus(workdir):
     """The login node has no GPU, the jobs do: exports are named by the config the GPU jobs will use."""
-    gpu = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None,
-               SlurmLauncher(options=SlurmOptions(gpus_per_job=1)).device)
-    cpu = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None,
-               SlurmLauncher(options=SlurmOptions(gpus_per_job=0)).device)
+    one = Sweep.resolve("tower", "synth-fundus", "smoke", seeds=1)
+    gpu = plan(one, workdir / "s", SlurmLauncher(options=SlurmOptions(gpus_per_job=1)).device)
+    cpu = plan(one, workdir / "s", SlurmLauncher(options=SlurmOptions(gpus_per_job=0)).device)
     assert gpu.pretrain[0].cfg.bf16 and not cpu.pretrain[0].cfg.bf16
     assert gpu.finetune[0].cfg.init == str(gpu.pretrain[0].export) != cpu.finetune[0].cfg.init
 
@@ -156,7 +155,7 @@ def test_slurm_plans_pretraining_for_the_jobs_gpus(workdir):
 def test_jobs_pickle_without_their_task_cache(workdir):
     import pickle
 
-    todo = plan(["tower"], ["synth-fundus"], 1, "smoke", None, workdir / "s", [1.0], None)
+    todo = plan(Sweep.resolve("tower", "synth-fundus", "smoke", seeds=1), workdir / "s")
     job = todo.pretrain[0]
     assert isinstance(job, PretrainJob) and job.task is not None
     copy = pickle.loads(pickle.dumps(job))
@@ -269,8 +268,7 @@ def test_a_failed_pretraining_skips_its_fine_tuning_and_a_dead_worker_blocks_nob
 
 
 def test_plan_orders_fine_tuning_by_the_pretraining_it_waits_for(workdir):
-    todo = plan(["tower", "random"], ["synth-fundus"], 2, "smoke", None, workdir / "store", [1.0], None,
-                LocalLauncher().device)
+    todo = plan(SWEEP, workdir / "store", LocalLauncher().device)
     assert [j.name for j in todo.finetune] == ["random", "random", "tower", "tower"] and todo.after == [None, None, 0, 0]
     assert todo.finetune[2].cfg.init == str(todo.pretrain[0].export)
 
