@@ -85,6 +85,18 @@ def public_path(path: str | Path | None, keep: int = 1) -> str | None:
     return text
 
 
+def public_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config as records keep it: its data root by its last name, its init folders (an export:
+    ``<run>/export``, or ``pretrain/<method>/export``) by their last three; the other fields as they are."""
+    out = dict(config)
+    if "data_root" in out:
+        out["data_root"] = public_path(out["data_root"])
+    for key in ("init", "init_decoder"):
+        if key in out:
+            out[key] = public_path(out[key], keep=3)
+    return out
+
+
 def public_command(command: str) -> str:
     """A stored command line with every argument that names this machine's paths made public (``public_path``)."""
     import shlex

@@ -59,6 +59,11 @@ def display_name(name: str) -> str:
     return SHOWN[name].display if name in SHOWN else name
 
 
+def metric_name(metric: str) -> str:
+    """What a reader sees for a metric in titles and table headings: Dice, AUC."""
+    return "Dice" if metric == "dice" else metric.upper()
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or "" when none is close."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)

@@ -25,7 +25,7 @@ from benchmark.finetuning.scoring import evaluate, trivial_scores, validation
 from benchmark.finetuning.training import image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 from zoo import UNet, UNetConfig
-from zoo.io import package_version, public_path
+from zoo.io import package_version, public_paths
 
 
 class Classifier(nn.Module):
@@ -147,11 +147,7 @@ def finetune(cfg: FinetuneConfig, task: Task | None = None, *, progress: bool = 
 
 def public_config(cfg: FinetuneConfig) -> dict:
     """The config as a record keeps it: unhashed paths that name this machine by their last name only."""
-    d = cfg.to_dict()
-    d["data_root"] = public_path(d.get("data_root"))
-    for key in ("init", "init_decoder"):  # an export folder: <run>/export, or pretrain/<method>/export
-        d[key] = public_path(d.get(key), keep=3)
-    return d
+    return public_paths(cfg.to_dict())
 
 
 def pretrain_health(init: str) -> dict | None:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import pandas as pd
 
 from benchmark.core.config import TRIVIAL_MARGIN
-from benchmark.core.names import display_name
+from benchmark.core.names import display_name, metric_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
@@ -425,7 +425,7 @@ def board_title(df: pd.DataFrame, name: str) -> str:
     fraction = float(a.get("label_fraction", 1.0))
     labels = "all labels" if fraction == 1.0 else f"{fraction:.3g} of the labels"
     return (f"{a.get('task', name)}, {a.get('protocol', PROTOCOL)} ({labels}), "
-            f"{'Dice' if a.get('metric') == 'dice' else str(a.get('metric', 'value')).upper()}")
+            f"{metric_name(str(a.get('metric', 'value')))}")
 
 
 def _holds(path: Path, text: str) -> bool:

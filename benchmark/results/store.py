@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
-from zoo.io import atomic_write_text, package_version, public_command, public_path, stable_hash
+from zoo.io import atomic_write_text, package_version, public_command, public_paths, stable_hash
 
 KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash", "protocol")
 DEFAULT_PROTOCOL = "finetune"  # a key or record without ``protocol`` (older records) is the paper's
@@ -98,13 +98,7 @@ def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("command"), str):
         out["command"] = public_command(out["command"])
     if isinstance(out.get("config"), dict):
-        config = dict(out["config"])
-        if config.get("data_root"):
-            config["data_root"] = public_path(config["data_root"])
-        for key in ("init", "init_decoder"):
-            if config.get(key):
-                config[key] = public_path(config[key], keep=3)
-        out["config"] = config
+        out["config"] = public_paths(out["config"])  # as fine-tuning writes it today (protocols.public_config)
     return out
 
 

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from benchmark.finetuning.probe import precise_bn
     from benchmark.finetuning.scoring import run_batched
     from zoo import UNet
+    from zoo.unet_config import UNetConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="retinamnist")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         task = registry.make_task(args.task, args.data_root, size)
         splits = [task.load(s) for s in ("train", "val", "test")]
         torch.manual_seed(args.seed)
-        net = UNet(b.encoder, task.in_chans, task.in_chans, tuple(b.decoder_channels or (256, 128, 64, 32, 16)))
+        net = UNet(b.encoder, task.in_chans, task.in_chans, tuple(b.decoder_channels or UNetConfig.decoder_channels))
         precise_bn(net, splits[0], 64, device, False)
         net.eval()
 

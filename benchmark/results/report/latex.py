@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from benchmark.core.names import display_name
+from benchmark.core.names import display_name, metric_name
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "≤": r"$\le$",
@@ -60,8 +60,7 @@ def to_latex(df: pd.DataFrame, stamp: Mapping[str, Any], name: str, title: str) 
     """A ``table`` environment (needs ``\\usepackage{booktabs}``) captioned with ``caption``. Columns that say
     nothing on this board are left out: the budget when there is one, the paper's value when it has none,
     ``counts`` when every row counts."""
-    metric = str(df.attrs.get("metric", "value"))
-    metric = escape("Dice" if metric == "dice" else metric.upper() if len(metric) <= 4 else metric)
+    metric = escape(metric_name(str(df.attrs.get("metric", "value"))))
     inits = df[df["kind"] == "init"]
     columns = [("init", "l", lambda r, t: rf"\textit{{{escape(r.init)}}}" if t else escape(display_name(r.init)))]
     if df["budget"].nunique() > 1:
