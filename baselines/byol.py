@@ -1,6 +1,7 @@
 """BYOL (Grill et al. 2020): an online network predicts an EMA target's projection of another view."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -8,7 +9,6 @@ import torch
 from zoo import UNet, cosine_momentum, cosine_regression, prediction_head, projection_head
 from zoo.errors import ConfigError
 
-from .augment import ClassicAugment
 from .pair import TwoViewMethod
 from .teacher import MomentumEncoder, cap_base_momentum
 
@@ -29,17 +29,23 @@ class BYOL(TwoViewMethod):
     trains_decoder = False
     tiny_hparams = {"hidden_dim": 64, "out_dim": 32}
 
-    def __init__(self, net: UNet, modality: str = "generic", *, base_momentum: float = 0.996,
-                 hidden_dim: int = 4096, out_dim: int = 256, color_strength: float = 1.0, augment: ClassicAugment | None = None):
-        super().__init__(net, modality)
-        if not 0 <= base_momentum <= 1:
-            raise ConfigError(f"base_momentum must be in [0, 1], got {base_momentum}")
-        self.base_momentum = base_momentum
-        self.momentum = base_momentum  # the value the last target update used
-        self.projector = projection_head(net.num_features, hidden_dim, out_dim)
-        self.predictor = prediction_head(out_dim, hidden_dim)
+    @dataclass(frozen=True)
+    class Hparams:
+        base_momentum: float = 0.996
+        hidden_dim: int = 4096
+        out_dim: int = 256
+        color_strength: float = 1.0
+
+    def __init__(self, net: UNet, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
+        hp = self.hp
+        if not 0 <= hp.base_momentum <= 1:
+            raise ConfigError(f"base_momentum must be in [0, 1], got {hp.base_momentum}")
+        self.base_momentum = hp.base_momentum
+        self.momentum = hp.base_momentum  # the value the last target update used
+        self.projector = projection_head(net.num_features, hp.hidden_dim, hp.out_dim)
+        self.predictor = prediction_head(hp.out_dim, hp.hidden_dim)
         self.target = MomentumEncoder(net, self.projector)
-        self.augment = self.classic_augment(augment, color_strength)
 
     @classmethod
     def fit_to_data(cls, hparams: dict[str, Any], n_images: int, batch: int, total_steps: int) -> dict[str, Any]:

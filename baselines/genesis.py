@@ -14,6 +14,8 @@ not part of the restoration task, and are left out. Loss: MSE(sigmoid(U-Net(view
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -142,19 +144,24 @@ class ModelGenesis(PretrainMethod):
     paper_name = "Model Genesis"
     trains_decoder = True
 
-    def __init__(self, net: UNet, modality: str = "generic", *, p_shuffle: float = 0.5, p_translation: float = 0.9,
-                 p_paint: float = 0.9, p_inpaint: float = 0.2):
-        super().__init__(net, modality)
+    @dataclass(frozen=True)
+    class Hparams:
+        p_shuffle: float = 0.5
+        p_translation: float = 0.9
+        p_paint: float = 0.9
+        p_inpaint: float = 0.2
+
+    def __init__(self, net: UNet, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
         if net.config.out_chans != net.config.in_chans:
             raise ValueError(
                 f"Model Genesis restores its input, so the UNet needs out_chans == in_chans, "
                 f"got in_chans={net.config.in_chans}, out_chans={net.config.out_chans}"
             )
-        for name, value in (("p_shuffle", p_shuffle), ("p_translation", p_translation), ("p_paint", p_paint),
-                            ("p_inpaint", p_inpaint)):
+        self.rates = asdict(self.hp)
+        for name, value in self.rates.items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"{name} must be a probability, got {value}")
-        self.rates = dict(p_shuffle=p_shuffle, p_translation=p_translation, p_paint=p_paint, p_inpaint=p_inpaint)
 
     def views(self, images: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         return {"view": genesis_view(images, generator, **self.rates)}

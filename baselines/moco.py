@@ -13,6 +13,7 @@ Design notes:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,7 +23,6 @@ from zoo import MLPHead, UNet, info_nce_with_negatives
 from zoo.distributed import gather_no_grad
 from zoo.errors import ConfigError
 
-from .augment import ClassicAugment
 from .pair import TwoViewMethod
 from .teacher import MomentumEncoder, cap_momentum
 
@@ -47,25 +47,33 @@ class MoCo(TwoViewMethod):
     trains_decoder = False
     tiny_hparams = {"hidden_dim": 64, "out_dim": 32, "queue_size": 64}
 
-    def __init__(self, net: UNet, modality: str = "generic", *, temperature: float = 0.2, momentum: float = 0.999,
-                 queue_size: int = 4096, queue_fraction: float = 0.25, hidden_dim: int = 2048, out_dim: int = 128,
-                 color_strength: float = 1.0, augment: ClassicAugment | None = None):
-        super().__init__(net, modality)
-        if temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {temperature}")
-        if not 0 <= momentum <= 1:
-            raise ConfigError(f"momentum must be in [0, 1], got {momentum}")
-        if queue_size < 1:
-            raise ConfigError(f"queue_size must be positive, got {queue_size}")
-        if not 0 < queue_fraction <= 1:
-            raise ConfigError(f"queue_fraction must be in (0, 1], got {queue_fraction}")
-        self.temperature = temperature
-        self.momentum = momentum
-        self.projector = MLPHead(net.num_features, hidden_dim, out_dim, num_layers=2, batch_norm=False)
+    @dataclass(frozen=True)
+    class Hparams:
+        temperature: float = 0.2
+        momentum: float = 0.999
+        queue_size: int = 4096
+        queue_fraction: float = 0.25
+        hidden_dim: int = 2048
+        out_dim: int = 128
+        color_strength: float = 1.0
+
+    def __init__(self, net: UNet, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
+        hp = self.hp
+        if hp.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {hp.temperature}")
+        if not 0 <= hp.momentum <= 1:
+            raise ConfigError(f"momentum must be in [0, 1], got {hp.momentum}")
+        if hp.queue_size < 1:
+            raise ConfigError(f"queue_size must be positive, got {hp.queue_size}")
+        if not 0 < hp.queue_fraction <= 1:
+            raise ConfigError(f"queue_fraction must be in (0, 1], got {hp.queue_fraction}")
+        self.temperature = hp.temperature
+        self.momentum = hp.momentum
+        self.projector = MLPHead(net.num_features, hp.hidden_dim, hp.out_dim, num_layers=2, batch_norm=False)
         self.key_encoder = MomentumEncoder(net, self.projector)
-        self.augment = self.classic_augment(augment, color_strength)
         # Buffers: saved with checkpoints (a resumed run keeps its negatives) and moved with .to().
-        self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))
+        self.register_buffer("queue", F.normalize(torch.randn(hp.queue_size, hp.out_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: list[torch.Tensor] = []
 

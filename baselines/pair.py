@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo import PretrainMethod
+from zoo import PretrainMethod, UNet
 
 from .augment import ClassicAugment
 
@@ -12,17 +12,15 @@ from .augment import ClassicAugment
 class TwoViewMethod(PretrainMethod):
     """Views are ``ClassicAugment.pair``; the pair the loss pulls together is the projections of the pooled views.
 
-    Subclasses set ``self.augment`` (``classic_augment``) and ``self.projector`` in ``__init__``. No
-    ``__init__`` here, so ``hparams`` still reads every hyper-parameter from the subclass's signature.
+    Subclasses set ``self.projector`` in ``__init__``; their ``Hparams`` carry ``color_strength``.
     """
 
     augment: ClassicAugment
     projector: nn.Module
 
-    @staticmethod
-    def classic_augment(augment: ClassicAugment | None, color_strength: float) -> ClassicAugment:
-        """``augment`` if given, else the papers' augmentations at ``color_strength``."""
-        return augment if augment is not None else ClassicAugment.with_color_strength(color_strength)
+    def __init__(self, net: UNet, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
+        self.augment = ClassicAugment.with_color_strength(self.hp.color_strength)
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return self.augment.pair(images, generator)

@@ -24,7 +24,7 @@ def run_benchmark(methods: Sequence[str] | str, task: str, budget: str = "cpu", 
     """Pretrain ``methods`` (names as ``--method`` takes them, or ``"all"``), fine-tune each init ``seeds`` times on
     ``task`` and return the board: one row per (label fraction, init) plus the trivial and reference rows, with
     the columns of the board's CSV (``mean``, ``std``, ``ci``, ``p``, ``p_holm``, ``mdd``, ``counts`` ...)."""
-    from benchmark.results.leaderboard import build_leaderboard
+    from benchmark.results.leaderboard import Board, build_leaderboard
     from benchmark.results.store import ResultStore
     from benchmark.sweep.run import run
     from benchmark.sweep.spec import Outputs, Sweep
@@ -34,7 +34,7 @@ def run_benchmark(methods: Sequence[str] | str, task: str, budget: str = "cpu", 
     command = f"benchmark.api.run_benchmark({list(sweep.methods)!r}, {task!r}, budget={budget!r}, seeds={seeds})"
     run(sweep, Outputs(Path(store), None, command, progress=False))
     records = ResultStore(store).records(sweep.task)
-    boards = [build_leaderboard(records, sweep.task, budget=sweep.budget.name, label_fraction=f, protocol=protocol)
+    boards = [build_leaderboard(records, Board(sweep.task, sweep.budget.name, f, protocol))
               for f in sweep.label_fractions]
     return pd.concat(boards, ignore_index=True)
 

@@ -211,3 +211,21 @@ def test_the_readme_layout_names_every_package_and_subpackage():
     missing = [f"{p}/" for p in PACKAGES[1:] if f"`{p}/`" not in layout]
     missing += [f"benchmark/{s}/" for s in subpackages if f"`benchmark/{s}/`" not in layout]
     assert not missing, f"README's layout section lacks {missing}"
+
+
+MAX_PARAMETERS = 8  # more travel together as one typed object (a Sweep, a Board, a method's Hparams)
+
+
+def test_no_function_below_the_command_line_takes_more_than_eight_parameters():
+    """The command line takes every option a user types; below it, what travels together is one object."""
+    too_many = []
+    for module, path in project_modules().items():
+        if module.startswith("benchmark.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                named = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+                if len(named) > MAX_PARAMETERS:
+                    too_many.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({len(named)})")
+    assert not too_many, "functions with more than 8 parameters: " + ", ".join(too_many)

@@ -6,7 +6,7 @@ each step runs the encoder once on the batch [x; x''] and the decoder on the vie
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -32,38 +32,52 @@ class Tower(PretrainMethod):
     tiny_hparams = {"proj_hidden_dim": 32, "proj_dim": 16}
     revision = 2  # 2: images and views encoded in one pass (BatchNorm's running stats; tests/tower/test_batchnorm.py)
 
-    def __init__(self, net: UNet, modality: str = "generic", temperature: float = 0.1,
-                 contrastive_weight: float = 1.0, generative_weight: float = 1.0,
-                 proj_hidden_dim: int = 2048, proj_dim: int = 128,
-                 mask: str | None = None, translate: bool = True, p_translate: float = 0.5, p_mask: float = 0.5,
-                 num_rays: int = 80, ray_thickness: float | None = None, mask_ratio: float = 0.5,
-                 mask_size: int | None = None, curves: str = "random"):
-        super().__init__(net, modality)
-        if generative_weight == 0:
+    @dataclass(frozen=True)
+    class Hparams:
+        """Loss weights and temperature, the projector, and the knowledge-based view (``tower.proxy``)."""
+        temperature: float = 0.1
+        contrastive_weight: float = 1.0
+        generative_weight: float = 1.0
+        proj_hidden_dim: int = 2048
+        proj_dim: int = 128
+        mask: str | None = None  # None: the modality's default
+        translate: bool = True
+        p_translate: float = 0.5
+        p_mask: float = 0.5
+        num_rays: int = 80
+        ray_thickness: float | None = None
+        mask_ratio: float = 0.5
+        mask_size: int | None = None
+        curves: str = "random"
+
+    def __init__(self, net: UNet, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
+        hp = self.hp
+        if hp.generative_weight == 0:
             # without the generative branch the decoder learns nothing: say so, so that fine-tuning
             # starts it like random init (the paper's "Contrastive(E) + Random(D)")
             self.freeze_decoder()
-        if contrastive_weight < 0 or generative_weight < 0 or contrastive_weight + generative_weight == 0:
+        if hp.contrastive_weight < 0 or hp.generative_weight < 0 or hp.contrastive_weight + hp.generative_weight == 0:
             raise ConfigError(
                 f"Tower needs non-negative weights, at least one positive; got contrastive_weight="
-                f"{contrastive_weight}, generative_weight={generative_weight}"
+                f"{hp.contrastive_weight}, generative_weight={hp.generative_weight}"
             )
-        if generative_weight > 0 and net.config.out_chans != net.config.in_chans:
+        if hp.generative_weight > 0 and net.config.out_chans != net.config.in_chans:
             raise ValueError(
                 f"Tower's generative branch restores the input, so the UNet needs out_chans == in_chans; "
                 f"got in_chans={net.config.in_chans}, out_chans={net.config.out_chans}"
             )
-        self.temperature = temperature
-        self.contrastive_weight = contrastive_weight
-        self.generative_weight = generative_weight
+        self.temperature = hp.temperature
+        self.contrastive_weight = hp.contrastive_weight
+        self.generative_weight = hp.generative_weight
         cfg = ProxyConfig.for_modality(modality)
         self.proxy = replace(
-            cfg, mask=cfg.mask if mask is None else mask, num_rays=num_rays, thickness=ray_thickness,
-            ratio=mask_ratio, size=mask_size, p_translate=p_translate if translate else 0.0, p_mask=p_mask,
-            curves=curves,
+            cfg, mask=cfg.mask if hp.mask is None else hp.mask, num_rays=hp.num_rays, thickness=hp.ray_thickness,
+            ratio=hp.mask_ratio, size=hp.mask_size, p_translate=hp.p_translate if hp.translate else 0.0,
+            p_mask=hp.p_mask, curves=hp.curves,
         )
-        self.projector = projection_head(net.num_features, proj_hidden_dim, proj_dim)
-        if contrastive_weight == 0:
+        self.projector = projection_head(net.num_features, hp.proj_hidden_dim, hp.proj_dim)
+        if hp.contrastive_weight == 0:
             self.projector.requires_grad_(False)
 
     def views(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

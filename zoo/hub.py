@@ -163,14 +163,12 @@ class HubMixin(ModelHubMixin):
                                     local_files_only=local_files_only, token=token, **model_kwargs)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
-                         force_download: bool, local_files_only: bool, token: str | bool | None,
-                         strict: bool = True, allow_encoder_only: bool = False,
-                         map_location: str | torch.device = "cpu"):
+    def _from_pretrained(cls, *, model_id: str, strict: bool = True, allow_encoder_only: bool = False,
+                         map_location: str | torch.device = "cpu", **download: Any):
         """``strict``: every key present and shaped alike; ``allow_encoder_only`` also accepts a plain timm
-        folder/repo (its encoder, a fresh decoder); ``map_location``: the device the net is returned on."""
-        source = _Source(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                         local_files_only=local_files_only, token=token)
+        folder/repo (its encoder, a fresh decoder); ``map_location``: the device the net is returned on;
+        ``download``: the Hub arguments ``from_pretrained`` names, for ``hf_hub_download``."""
+        source = _Source(model_id, **download)
         config_file = source.require(CONFIG_FILE)
         config, info = read_config(config_file, allow_encoder_only)
         try:

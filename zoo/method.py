@@ -1,12 +1,13 @@
 """The contract every pretraining method follows, so one loop trains them all."""
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from typing import Any, ClassVar, Union
 
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .unet import UNet
 
 # What ``views`` returns: per name a batch (B, C, H, W), or a list of batches whose sizes differ (multi-crop: two
@@ -23,7 +24,9 @@ def view_rows(views: Views, lo: int, hi: int) -> Views:
 class PretrainMethod(nn.Module):
     """A self-supervised method wrapped around a ``UNet``.
 
-    Subclasses set the class attributes below and implement ``views`` (random, batched, on the
+    Subclasses declare their hyper-parameters as a frozen dataclass ``Hparams`` (typed, with the papers'
+    defaults: what ``tower-bench methods`` lists and the pretraining config hashes), set the class attributes
+    below and implement ``views`` (random, batched, on the
     images' device, reproducible from ``generator``; a view is a batch or a list of batches of other sizes,
     ``Views``) and ``loss`` (a deterministic function of
     images and views). Keeping the two apart lets a distributed run be checked against one
@@ -42,8 +45,18 @@ class PretrainMethod(nn.Module):
     # older code are never reused or resumed; revision 1 leaves the hashes of earlier runs as they were.
     revision: ClassVar[int] = 1
 
-    def __init__(self, net: UNet, modality: str = "generic"):
+    @dataclasses.dataclass(frozen=True)
+    class Hparams:
+        """None: a method without hyper-parameters."""
+
+    def __init__(self, net: UNet, modality: str = "generic", **hparams: Any):
         super().__init__()
+        known = self.hparams()
+        unknown = sorted(set(hparams) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown hyper-parameter(s) {', '.join(unknown)} for method {self.name!r}; "
+                              f"valid: {', '.join(known) or 'none'}")
+        self.hp = self.Hparams(**hparams)
         self.net = net
         self.modality = modality
         if not self.trains_decoder:
@@ -115,12 +128,5 @@ class PretrainMethod(nn.Module):
 
     @classmethod
     def hparams(cls) -> dict[str, Any]:
-        """Default hyper-parameters, read from ``__init__``'s signature (shown by ``tower-bench methods``)."""
-        out: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            if klass is nn.Module or "__init__" not in vars(klass):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name not in ("self", "net") and p.default is not inspect.Parameter.empty:
-                    out[p.name] = p.default
-        return out
+        """Default hyper-parameters, from ``Hparams`` (shown by ``tower-bench methods``)."""
+        return {f.name: f.default for f in dataclasses.fields(cls.Hparams)}

@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark.analyses import common
 from benchmark.core import registry
 from benchmark.results import reference as ref
-from benchmark.results.leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from benchmark.results.leaderboard import CSV_COLUMNS, Board, build_leaderboard, to_markdown
 from benchmark.results.report import style
 from benchmark.sweep.spec import Outputs, Sweep
 
@@ -34,7 +34,7 @@ def ablation(sweep: Sweep, outputs: Outputs) -> list[Path]:
     """Run what is missing, then write ``ablation-<task>-<budget>.{md,csv,png}`` to ``outputs.boards``."""
     task, budget, command = sweep.task, sweep.budget.name, outputs.command
     records, notes = common.gather(sweep, outputs)
-    df = build_leaderboard(records, task, reference="tower", budget=budget)
+    df = build_leaderboard(records, Board(task, budget), reference="tower")
     df = df[df["kind"] == "init"].reset_index(drop=True)  # an analysis compares inits; the boards keep the floor
     column = PAPER_COLUMN.get(task, task)
     paper = paper_table2(list(df["init"]))

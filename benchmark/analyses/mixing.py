@@ -14,7 +14,7 @@ from benchmark.analyses.convergence import body_table, by_init, convergence_tabl
 from benchmark.core import registry
 from benchmark.errors import ConfigError
 from benchmark.finetuning.inits import imagenet_weights_reachable
-from benchmark.results.leaderboard import CSV_COLUMNS, build_leaderboard, to_markdown
+from benchmark.results.leaderboard import CSV_COLUMNS, Board, build_leaderboard, to_markdown
 from benchmark.results.report import style
 from benchmark.results.store import ResultStore
 from benchmark.sweep.run import finetune_config, finetune_stored, pretrained_init
@@ -71,7 +71,7 @@ def mixing(sweep: Sweep, outputs: Outputs, pairs: list[str]) -> list[Path]:
                                                                    "decoder_pretrain_hash": dec_hash})
             records.append(finetune_stored(results, cfg, task_obj, f"{x}+{y}", progress))
     labels = [f"{x}+{y}" for x, y in parsed]
-    df = build_leaderboard(records, task, reference=labels[0], budget=budget)
+    df = build_leaderboard(records, Board(task, budget), reference=labels[0])
     df = df[df["kind"] == "init"].reset_index(drop=True)  # an analysis compares inits; the boards keep the floor
     df["paper"] = ""
     groups = by_init(records)

@@ -27,14 +27,14 @@ def method_summary(target: str) -> tuple[bool, dict[str, Any]]:
     """(trains_decoder, default hyper-parameters) of a registry target ``module:Class``, read from its source.
 
     What ``cls.trains_decoder`` and ``cls.hparams()`` give, without importing the module when its source says it
-    plainly (method modules import torch and timm: seconds of start-up for a listing); a default that is not a
-    literal is read from the imported class itself. The source read is the class and its bases in the same file
-    (a subclass repeats the ``__init__`` defaults of a base elsewhere); a test checks every registered method
-    against its imported class.
+    plainly (method modules import torch and timm: seconds of start-up for a listing): the class's
+    ``trains_decoder`` and the literal defaults of its nested ``Hparams``. Anything else (a base class's
+    attribute, a computed default) is read from the imported class itself; a test checks every registered
+    method against its imported class.
     """
     try:
         return _summary_from_source(target)
-    except (ValueError, TypeError, SyntaxError, KeyError, AttributeError):  # not plain literals in one file
+    except (ValueError, TypeError, SyntaxError, KeyError, AttributeError):  # not plain literals in the class
         module, name = target.split(":")
         cls = getattr(importlib.import_module(module), name)
         return bool(cls.trains_decoder), cls.hparams()
@@ -45,23 +45,15 @@ def _summary_from_source(target: str) -> tuple[bool, dict[str, Any]]:
     top, *rest = module.split(".")
     spec = importlib.util.find_spec(top)  # finds the package without running its __init__
     path = Path(spec.submodule_search_locations[0], *rest).with_suffix(".py") if rest else Path(spec.origin)
-    classes = {n.name: n for n in ast.parse(path.read_text(), str(path)).body if isinstance(n, ast.ClassDef)}
-    chain, node = [], classes[name]
-    while node is not None:  # base first, as hparams() walks the MRO
-        chain.insert(0, node)
-        node = next((classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes), None)
-    trains, defaults = False, {}
-    for cls in chain:
-        for stmt in cls.body:
-            if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "trains_decoder" for t in stmt.targets):
-                trains = ast.literal_eval(stmt.value)
-            elif isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
-                a = stmt.args
-                positional = a.posonlyargs + a.args
-                pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults),
-                         *((k, d) for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None)]
-                defaults.update({arg.arg: ast.literal_eval(d) for arg, d in pairs if arg.arg != "net"})
-    return trains, defaults
+    cls = next(n for n in ast.parse(path.read_text(), str(path)).body if isinstance(n, ast.ClassDef) and n.name == name)
+    assigned = {t.id: stmt.value for stmt in cls.body if isinstance(stmt, ast.Assign)
+                for t in stmt.targets if isinstance(t, ast.Name)}
+    hparams = next(n for n in cls.body if isinstance(n, ast.ClassDef) and n.name == "Hparams")
+    defaults = {stmt.target.id: ast.literal_eval(stmt.value) for stmt in hparams.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)}
+    if any(isinstance(stmt, ast.AnnAssign) and stmt.value is None for stmt in hparams.body):
+        raise ValueError(f"{target}: a hyper-parameter without a default")
+    return bool(ast.literal_eval(assigned["trains_decoder"])), defaults
 
 
 def methods_command() -> None:

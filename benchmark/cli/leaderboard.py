@@ -35,8 +35,9 @@ def leaderboard_command(
     protocol: Protocol = "finetune",
 ) -> None:
     """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
-    from benchmark.results.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import Board, refresh_leaderboard
+    from benchmark.results.report.terminal import show
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
-    refresh_leaderboard(task, store, out, reference=reference, holm=holm, budget=budget,
-                        label_fraction=label_fraction, name=name, protocol=protocol)
+    show(refresh_leaderboard(Board(task, budget, label_fraction, protocol), store, out, reference=reference, holm=holm,
+                             name=name))

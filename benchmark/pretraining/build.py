@@ -1,15 +1,12 @@
 """The method to pretrain, built identically on every rank, and the module DDP wraps around its loss."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from benchmark.core import registry
 from benchmark.core.config import PretrainConfig
-from benchmark.errors import ConfigError
 from zoo import PretrainMethod, UNet, convert_sync_batchnorm
 from zoo.distributed import world_size
 
@@ -46,21 +43,9 @@ def distribute(method: PretrainMethod, device: torch.device,
     return method, DistributedDataParallel(LossStep(method), device_ids=ids, broadcast_buffers=False)
 
 
-def method_defaults(name: str) -> dict[str, Any]:
-    """A method's tunable hyper-parameters; ``modality`` is not one: it comes from the task."""
-    return {k: v for k, v in registry.method_class(name).hparams().items() if k != "modality"}
-
-
 def build_method(cfg: PretrainConfig, in_chans: int, modality: str) -> PretrainMethod:
     """The method around a fresh UNet, initialised from ``cfg.seed`` (identical on every rank)."""
     cls = registry.method_class(cfg.method)
-    defaults = method_defaults(cfg.method)
-    unknown = set(cfg.hparams) - set(defaults)
-    if unknown:
-        raise ConfigError(
-            f"unknown hyper-parameter(s) {', '.join(sorted(unknown))} for method {cfg.method!r}; "
-            f"valid: {', '.join(defaults) or 'none'}"
-        )
     torch.manual_seed(cfg.seed)
     kwargs = {"decoder_channels": cfg.decoder_channels} if cfg.decoder_channels else {}
     net = UNet(cfg.encoder, in_chans, in_chans, **kwargs)

@@ -40,7 +40,7 @@ from benchmark.core.config import PretrainConfig
 from benchmark.core.schedule import adam_cosine
 from benchmark.errors import ExistingOutputError, NonFiniteLossError, batch_too_large, torch_oom
 from benchmark.pretraining.batches import Batches, load_images, plan
-from benchmark.pretraining.build import build_method, distribute, method_defaults
+from benchmark.pretraining.build import build_method, distribute
 from benchmark.pretraining.checkpoint import Resumable, append_metrics, remove_stale_temps, truncate_metrics
 from benchmark.pretraining.health import health_check, holdout_split, mean_image, measure
 from benchmark.pretraining.runtime import (
@@ -73,7 +73,7 @@ def resolve(cfg: PretrainConfig, image_size: int, device: torch.device | None = 
     the run's length (``PretrainMethod.fit_to_data``: MoCo's queue, EMA momenta).
     """
     cuda = (device or pick_device(cfg)).type == "cuda"
-    hparams = {**method_defaults(cfg.method), **cfg.hparams}
+    hparams = {**registry.method_class(cfg.method).hparams(), **cfg.hparams}
     if n_images:
         batch, _, total = plan(n_images, cfg, world_size())
         hparams = registry.method_class(cfg.method).fit_to_data(hparams, n_images, batch, total)

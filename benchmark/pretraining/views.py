@@ -108,30 +108,33 @@ def render(columns: dict[str, torch.Tensor], panel_px: int = PANEL_PX, dpi: int 
 
 def show_views(method: str, task: str, *, model: str | Path | None = None, n: int = 6,
                out: str | Path = "views.png", data_root: str | None = None, image_size: int | None = None,
-               seed: int = 0, images: torch.Tensor | None = None, modality: str | None = None,
-               fov: torch.Tensor | None = None) -> Path:
-    """Write the views figure of ``method`` on the first ``n`` training images of ``task`` to ``out``.
-
-    Prints the masked share of the field of view (``fov``, or the task's) of every mask it draws.
-    """
+               seed: int = 0) -> Path:
+    """Write the views figure of ``method`` on the first ``n`` training images of ``task`` to ``out``
+    (``draw_views``, with the task's modality and, on segmentation, its field of view)."""
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
+    t = registry.task_class(task)(data_root=data_root, image_size=image_size, seed=seed)
+    images = t.pretrain_images()
+    train = t.load("train") if t.kind == "segmentation" else None
+    fov = train.valid[:n] if train is not None and train.images is images else None  # the FOV of these images
+    return draw_views(method, images[:n], modality=t.modality, fov=fov, model=model, out=out, seed=seed)
+
+
+def draw_views(method: str, images: torch.Tensor, *, modality: str = "generic", fov: torch.Tensor | None = None,
+               model: str | Path | None = None, out: str | Path = "views.png", seed: int = 0) -> Path:
+    """Write the views figure of ``method`` on ``images`` to ``out``: one row per image, one column per view
+    (and the restoration, given a pretrained ``model``).
+
+    Prints the masked share of the field of view (``fov``, else of the image) of every mask it draws.
+    """
     cls = registry.method_class(method)
-    if images is None:
-        t = registry.task_class(task)(data_root=data_root, image_size=image_size, seed=seed)
-        images, modality = t.pretrain_images(), modality or t.modality
-        train = t.load("train") if t.kind == "segmentation" else None
-        if train is not None and train.images is images:  # the FOV of exactly these images
-            fov = train.valid
-    images = images[:n]
-    fov = None if fov is None else fov[:n]
     if model is not None:
         from zoo.unet import from_pretrained
 
         net = from_pretrained(model)
     else:  # views do not depend on the network: the smallest one will do
         net = UNet("test_resnet", images.shape[1], images.shape[1])
-    m = cls(net, modality=modality or "generic")
+    m = cls(net, modality=modality)
     columns = views_table(m, images, seed, restore=model is not None)
     fractions = masked_fractions(columns, fov)
     for line in fraction_lines(fractions, getattr(getattr(m, "proxy", None), "mask", None), fov is not None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
@@ -54,11 +55,26 @@ def protocol_of(record: Mapping[str, Any]) -> str:
     return record.get("protocol", PROTOCOL)
 
 
-def board_name(task: str, budget: str | None, label_fraction: float = 1.0, protocol: str = PROTOCOL) -> str:
-    """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
-    return (task + ("" if budget is None else f"-{budget}")
-            + ("" if float(label_fraction) == 1.0 else f"-{int(round(label_fraction * 100))}pct")
-            + ("" if protocol == PROTOCOL else f"-{protocol}"))
+@dataclass(frozen=True)
+class Board:
+    """Which records make one board: a task's, at one budget (None: each budget present gets its rows), one
+    label fraction and one protocol. Records of other protocols are never pooled in."""
+
+    task: str
+    budget: str | None = None
+    label_fraction: float = 1.0
+    protocol: str = PROTOCOL
+
+    @property
+    def name(self) -> str:
+        """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
+        return (self.task + ("" if self.budget is None else f"-{self.budget}")
+                + ("" if float(self.label_fraction) == 1.0 else f"-{int(round(self.label_fraction * 100))}pct")
+                + ("" if self.protocol == PROTOCOL else f"-{self.protocol}"))
+
+    def selects(self, record: Mapping[str, Any]) -> bool:
+        return (record["task"] == self.task and float(record["label_fraction"]) == float(self.label_fraction)
+                and (self.budget is None or record["budget"] == self.budget) and protocol_of(record) == self.protocol)
 
 
 def trivial_rows(records: list[dict]) -> dict[str, float]:
@@ -89,12 +105,11 @@ def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
     return [float(r["value"]) for r in records]
 
 
-def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference: str = "tower",
+def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, reference: str = "tower",
                       paired: bool | Literal["auto"] = "auto", holm: bool = True,
-                      thresholds: Sequence[float] = stats.PAPER_THRESHOLDS, label_fraction: float = 1.0,
-                      budget: str | None = None, protocol: str = PROTOCOL) -> pd.DataFrame:
-    """One row per (budget, init) of ``task`` at ``label_fraction`` under ``protocol``; tests every row vs
-    ``reference``. Records of other protocols are never pooled in: each protocol has its own board.
+                      thresholds: Sequence[float] = stats.PAPER_THRESHOLDS) -> pd.DataFrame:
+    """One row per (budget, init) of the records ``board`` selects (a task name: its records at label fraction 1
+    under the paper's protocol); tests every row vs ``reference``.
 
     paired="auto" pairs by seed when both rows have the same seeds, else Welch's t-test.
     Each budget's p-values (all rows vs the reference) are also Holm-Bonferroni adjusted (``p_holm``); holm=True
@@ -102,14 +117,15 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], task: str, reference
     """
     if paired not in ("auto", True, False):
         raise ValueError(f"paired must be 'auto', True or False, got {paired!r}")
+    board = Board(board) if isinstance(board, str) else board
+    task, label_fraction, protocol = board.task, board.label_fraction, board.protocol
     records = list(records)
-    chosen = [r for r in records if r["task"] == task and float(r["label_fraction"]) == float(label_fraction)
-              and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
+    chosen = [r for r in records if board.selects(r)]
     if not chosen:
         have = sorted({(r["task"], float(r["label_fraction"]), r["budget"], protocol_of(r)) for r in records})
         raise ConfigError(f"no results for task {task!r} at label_fraction={label_fraction}"
-                          f"{'' if budget is None else f' and budget {budget!r}'} with protocol {protocol!r}; the "
-                          f"store has (task, fraction, budget, protocol) {have}")
+                          f"{'' if board.budget is None else f' and budget {board.budget!r}'} with protocol "
+                          f"{protocol!r}; the store has (task, fraction, budget, protocol) {have}")
     metrics = sorted({r["metric"] for r in chosen})
     if len(metrics) > 1:
         raise ConfigError(f"task {task!r} has results in several metrics {metrics}; cannot rank them together")
@@ -249,15 +265,15 @@ def variance_note(df: pd.DataFrame) -> str:
     return f"over fine-tuning seeds pooled over {'/'.join(map(str, runs))} pretraining runs per method"
 
 
-def _fmt(x: float, digits: int = 2) -> str:
+def fmt_number(x: float, digits: int = 2) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _mean_std(row) -> str:
-    return _fmt(row.mean) if not math.isfinite(row.std) else f"{_fmt(row.mean)} ± {_fmt(row.std)}"
+def mean_std(row) -> str:
+    return fmt_number(row.mean) if not math.isfinite(row.std) else f"{fmt_number(row.mean)} ± {fmt_number(row.std)}"
 
 
-def _fmt_p(p: float) -> str:
+def fmt_p(p: float) -> str:
     return "–" if p is None or not math.isfinite(p) else f"{p:.2g}"
 
 
@@ -291,13 +307,13 @@ def controls_line(df: pd.DataFrame) -> str:
     aa = a.get("aa")
     if aa:
         parts.append(f"A/A control ({AA_PAIR[0]} vs {AA_PAIR[1]}, expected to tie): difference {aa['diff']:+.2f}, "
-                     f"p = {_fmt_p(aa['p'])} ({aa['test']}), W = {_fmt_p(aa['wilcoxon'])}")
+                     f"p = {fmt_p(aa['p'])} ({aa['test']}), W = {fmt_p(aa['wilcoxon'])}")
     else:
         parts.append(f"no A/A control on this board ({AA_PAIR[0]} absent): its false-positive rate is not shown")
     if "supervised" not in set(df["init"]):
         parts.append("no positive control (supervised) on this board")
     mdd = a.get("mdd", math.nan)
-    parts.append(f"minimum detectable difference (median over rows): {_fmt(mdd)} points" if math.isfinite(mdd) else
+    parts.append(f"minimum detectable difference (median over rows): {fmt_number(mdd)} points" if math.isfinite(mdd) else
                  "minimum detectable difference: not computable (no paired rows with 2+ seeds)")
     return "; ".join(parts) + "."
 
@@ -311,7 +327,7 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
               "| MDD | paper | paper n | converged | counts | note |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for row in df.itertuples():
-        cell = _mean_std(row)
+        cell = mean_std(row)
         if row.bold:
             cell = f"**{cell}**"
         if row.underline:
@@ -319,8 +335,8 @@ def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
         cell += "\\*" * len(row.stars)
         counts = "–" if row.kind != "init" else ("yes" if row.counts else "**no**")
         init = f"*{row.init}*" if row.kind != "init" else display_name(row.init)
-        lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {_fmt(row.ci)} | {_fmt_p(row.p)} "
-                     f"| {_fmt_p(row.p_holm)} | {_fmt_p(row.wilcoxon)} | {_fmt(row.mdd)} | {row.paper or '–'} "
+        lines.append(f"| {init} | {row.budget} | {row.n or '–'} | {cell} | {fmt_number(row.ci)} | {fmt_p(row.p)} "
+                     f"| {fmt_p(row.p_holm)} | {fmt_p(row.wilcoxon)} | {fmt_number(row.mdd)} | {row.paper or '–'} "
                      f"| {_seeds(row.paper_seeds)} | {row.converged} | {counts} | {row.note} |")
     lines += ["", legend(df), ""]
     return "\n".join(lines)
@@ -448,29 +464,32 @@ def _precision(record: Mapping[str, Any]) -> str:
     return "bf16 + channels_last" if record.get("config", {}).get("fast") else "fp32"
 
 
-def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, reference: str = "tower", holm: bool = True,
-                        budget: str | None = None, label_fraction: float = 1.0, name: str | None = None,
-                        command: str | None = None, show: bool = True, protocol: str = PROTOCOL) -> list[Path]:
-    """Rebuild a task's leaderboard from the store, write Markdown + CSV + PNG, print it; returns the files.
+@dataclass(frozen=True)
+class Written:
+    """A board as built (its table, with the notes in ``attrs``) and the files it was written to."""
+
+    table: pd.DataFrame
+    paths: list[Path]
+
+
+def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, reference: str = "tower",
+                        holm: bool = True, name: str | None = None, command: str | None = None) -> Written:
+    """Rebuild ``board`` from the store and write it (Markdown, CSV, LaTeX, HTML, figures, records), named as
+    ``run`` names it unless ``name`` says otherwise; ``report.terminal.show`` prints what this returns.
 
     ``command`` is the command stamped on the files (default: the equivalent ``tower-bench leaderboard``).
     """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     from benchmark.results.store import ResultStore
 
+    task, budget, label_fraction, protocol = board.task, board.budget, board.label_fraction, board.protocol
     if not Path(store).is_dir():
         raise MissingFileError(f"results store {store} not found; run fine-tuning first or pass --store")
     records = ResultStore(store).records(task)
     if not records:
         tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
         raise ConfigError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
-    df = build_leaderboard(records, task, reference=reference, holm=holm, budget=budget, label_fraction=label_fraction,
-                           protocol=protocol)
-    used = [r for r in records if float(r["label_fraction"]) == label_fraction
-            and (budget is None or r["budget"] == budget) and protocol_of(r) == protocol]
+    df = build_leaderboard(records, board, reference=reference, holm=holm)
+    used = [r for r in records if board.selects(r)]
     data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
     if command is None:
         args = [f"--store {public_path(store)}", f"--out {public_path(out)}",
@@ -491,33 +510,8 @@ def refresh_leaderboard(task: str, store: str | Path, out: str | Path, *, refere
         "tower-bench": package_version(),
     }
     budgets = sorted(df["budget"].unique())
-    # named as ``run`` names it for the same budget, label fraction and protocol
-    name = name or board_name(task, budget or (budgets[0] if len(budgets) == 1 else None), label_fraction, protocol)
+    if name is None:  # named as ``run`` names it for the same budget, label fraction and protocol
+        name = replace(board, budget=budget or (budgets[0] if len(budgets) == 1 else None)).name
     shown = set(df["budget"])  # once: a set built per record costs ~1 s on 10,000 records
     used = [r for r in used if r["budget"] in shown]
-    paths = write_leaderboard(df, out, name, stamp, used)
-    if show:
-        console = Console()
-        if not console.is_terminal:  # a log file or a pipe: plain Markdown, whose rows never wrap
-            print(f"{task} leaderboard ({protocol})")
-            print("\n".join(to_markdown(df, {}, name).splitlines()[2:]))
-            print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
-            return list(paths.values())
-        table = Table("init", "budget", "n", f"{df.attrs['metric']} (%)", "95% CI ±", f"p vs {reference}", "paper",
-                      "counts", "note", title=f"{task} leaderboard ({protocol})")
-        for column in table.columns:  # a narrow terminal wraps notes, never a row's name or a number
-            column.overflow = "fold"
-        for column in table.columns[:6]:
-            column.no_wrap = True
-        for row in df.itertuples():
-            style = " ".join(s for s, on in (("bold", row.bold), ("underline", row.underline)) if on) or None
-            counts = "–" if row.kind != "init" else ("yes" if row.counts else "no")
-            name = display_name(row.init) if row.kind == "init" else row.init
-            table.add_row(escape(name), escape(row.budget), str(row.n or "–"), _mean_std(row) + row.stars,
-                          _fmt(row.ci), _fmt_p(row.p), row.paper or "–", counts, escape(row.note),
-                          style="italic" if row.kind != "init" else style)
-        console.print(table)
-        console.print(controls_line(df))
-        console.print(legend(df))
-        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return list(paths.values())
+    return Written(df, list(write_leaderboard(df, out, name, stamp, used).values()))

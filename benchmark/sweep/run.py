@@ -312,7 +312,8 @@ def run(sweep: Sweep, outputs: Outputs, reference: str = "tower", launcher=None)
 
     ``launcher`` (``benchmark.sweep.launch``) executes the jobs; default: inline, in this process.
     """
-    from benchmark.results.leaderboard import board_name, refresh_leaderboard
+    from benchmark.results.leaderboard import Board, refresh_leaderboard
+    from benchmark.results.report.terminal import show
     from benchmark.sweep.launch import InlineLauncher
 
     launcher = launcher or InlineLauncher(outputs.progress)
@@ -326,8 +327,8 @@ def run(sweep: Sweep, outputs: Outputs, reference: str = "tower", launcher=None)
     budget = sweep.budget.name
     for task_name in todo.tasks if outputs.boards is not None else ():
         for fraction in sweep.label_fractions:
-            name = board_name(task_name, budget, fraction, sweep.protocol)
-            written += refresh_leaderboard(task_name, outputs.store, outputs.boards, reference=reference,
-                                           budget=budget, label_fraction=fraction, name=name,
-                                           command=outputs.command, protocol=sweep.protocol)
+            board = refresh_leaderboard(Board(task_name, budget, fraction, sweep.protocol), outputs.store,
+                                        outputs.boards, reference=reference, command=outputs.command)
+            show(board)
+            written += board.paths
     return written

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -43,13 +43,26 @@ class Fundus:
 
 
 # ----------------------------------------------------------------------------------- vessel trees
-def _grow(rng: np.random.Generator, segs: list, p, heading: float, r: float, turn: float,
-          length: float, depth: int, ctx: dict, target: float | None = None) -> None:
+class Vessel(NamedTuple):
+    """Where a vessel starts and how it runs: ``turn`` is its bending rate, toward heading ``target`` when
+    it has one (a main arcade), else constant (a branch); ``depth`` counts the branchings above it."""
+
+    start: tuple[float, float]
+    heading: float
+    r: float
+    turn: float
+    length: float
+    depth: int
+    target: float | None = None
+
+
+def _grow(rng: np.random.Generator, segs: list, vessel: Vessel, ctx: dict) -> None:
     """Grow one vessel as a chain of short segments; spawn thinner side branches on the way.
 
-    A main arcade bends at rate ``turn`` toward heading ``target`` and then runs on; branches curve at a
-    constant small rate. Vessels stop at the FOV border and at the avascular zone around the fovea.
+    A main arcade bends toward its target heading and then runs on; branches curve at a constant small
+    rate. Vessels stop at the FOV border and at the avascular zone around the fovea.
     """
+    p, heading, r, turn, length, depth, target = vessel
     step, travelled = ctx["step"], 0.0
     (cx, cy), (fx, fy), fov_r, faz = ctx["centre"], ctx["fovea"], ctx["fov_r"] * 0.98, ctx["faz"]
     px_, py_ = float(p[0]), float(p[1])
@@ -73,8 +86,9 @@ def _grow(rng: np.random.Generator, segs: list, p, heading: float, r: float, tur
         if depth < 4 and travelled > 3 * step and rng.random() < 0.08 + 0.02 * depth:
             side = 1.0 if rng.random() < 0.5 else -1.0
             child_r = r * rng.uniform(0.5, 0.75)
-            _grow(rng, segs, (px_, py_), heading + side * rng.uniform(0.5, 1.0), child_r,
-                  rng.normal(0.0, 0.6), (length - travelled) * rng.uniform(0.4, 0.8) + 0.15, depth + 1, ctx)
+            _grow(rng, segs, Vessel((px_, py_), heading + side * rng.uniform(0.5, 1.0), child_r,
+                                    rng.normal(0.0, 0.6), (length - travelled) * rng.uniform(0.4, 0.8) + 0.15,
+                                    depth + 1), ctx)
             r *= 0.93  # the parent thins after giving off a branch
 
 
@@ -91,11 +105,11 @@ def _trees(rng: np.random.Generator, disc: np.ndarray, side: float, ctx: dict) -
             # temporal arcade: leaves the disc almost vertically, arches around the macula
             h = math.atan2(up, temporal * 0.3) + jitter * up * temporal
             target = math.atan2(up * rng.uniform(0.05, 0.3), temporal)
-            _grow(rng, segs, start, h, r0, rng.uniform(1.6, 2.4), rng.uniform(1.4, 1.8), 0, ctx, target)
+            _grow(rng, segs, Vessel(start, h, r0, rng.uniform(1.6, 2.4), rng.uniform(1.4, 1.8), 0, target), ctx)
             # nasal vessels: shorter, straighter, toward the nasal side
             h = math.atan2(up * rng.uniform(0.5, 1.2), -temporal) + rng.normal(0, 0.15)
-            _grow(rng, segs, start, h, r0 * rng.uniform(0.7, 0.85), rng.normal(0, 0.3),
-                  rng.uniform(0.5, 0.8), 1, ctx)
+            _grow(rng, segs, Vessel(start, h, r0 * rng.uniform(0.7, 0.85), rng.normal(0, 0.3),
+                                    rng.uniform(0.5, 0.8), 1), ctx)
     return np.asarray(segs, np.float32)
 
 

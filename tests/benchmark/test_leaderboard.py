@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as sps
 
 from benchmark.cli.leaderboard import leaderboard_command
-from benchmark.results.leaderboard import build_leaderboard, write_leaderboard
+from benchmark.results.leaderboard import Board, build_leaderboard, write_leaderboard
 from benchmark.results.reference import paper_value
 from benchmark.results.stats import holm, stars
 from benchmark.results.store import ResultStore
@@ -94,7 +94,7 @@ def test_paper_column_and_small_n_note():
 def test_filters_and_errors():
     recs = records({"tower": [80, 81]}) + records({"tower": [60, 61]}, budget="paper")
     assert set(build_leaderboard(recs, "drive")["budget"]) == {"smoke", "paper"}
-    assert build_leaderboard(recs, "drive", budget="paper")["mean"].tolist() == [60.5]
+    assert build_leaderboard(recs, Board("drive", "paper"))["mean"].tolist() == [60.5]
     with pytest.raises(ValueError, match="no results for task 'lits'"):
         build_leaderboard(recs, "lits")
     with pytest.raises(ValueError, match="several metrics"):

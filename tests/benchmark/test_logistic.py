@@ -10,7 +10,7 @@ import torch
 from benchmark.finetuning.logistic import C_GRID, logistic_probe, pixels_reference, pooled_pixels, standardise
 from benchmark.finetuning.probe import precise_bn
 from benchmark.finetuning.protocols import build_model, finetune
-from benchmark.results.leaderboard import build_leaderboard
+from benchmark.results.leaderboard import Board, build_leaderboard
 from benchmark.sweep.run import make_task
 from benchmark.tasks.base import Split
 from tests.benchmark.tasks.fixtures import write_medmnist
@@ -83,7 +83,7 @@ def test_a_linear_record_carries_its_probe_and_the_pixels_reference_and_the_boar
         assert rec["probe"]["C"] in C_GRID and 0 <= rec["value"] <= 100 and "curve" not in rec
         assert 0 <= rec["references"]["pixels"] <= 100
         recs.append({**rec, "init": init})
-    df = build_leaderboard(recs, "retinamnist", reference="random", protocol="linear")
+    df = build_leaderboard(recs, Board("retinamnist", protocol="linear"), reference="random")
     ref = df.set_index("init").loc["reference: pixels"]
     assert ref["kind"] == "reference" and ref["n"] == 2 and not ref["counts"]
     assert ref["mean"] == pytest.approx((recs[0]["references"]["pixels"] + recs[1]["references"]["pixels"]) / 2)

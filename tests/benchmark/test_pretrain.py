@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,14 @@ class Toy(PretrainMethod):
     name = "toy"
     trains_decoder = True
 
-    def __init__(self, net, modality: str = "generic", noise: float = 0.1, nan_at: int = 0):
-        super().__init__(net, modality)
-        self.noise, self.nan_at = noise, nan_at
+    @dataclass(frozen=True)
+    class Hparams:
+        noise: float = 0.1
+        nan_at: int = 0
+
+    def __init__(self, net, modality: str = "generic", **hparams):
+        super().__init__(net, modality, **hparams)
+        self.noise, self.nan_at = self.hp.noise, self.hp.nan_at
         self.proj = projection_head(net.num_features, 32, 16)
         self.register_buffer("done", torch.zeros((), dtype=torch.long))
 

@@ -11,7 +11,7 @@ from benchmark.core.config import FinetuneConfig
 from benchmark.core.config import budget as get_budget
 from benchmark.finetuning.probe import knn_scores
 from benchmark.finetuning.protocols import build_model, finetune
-from benchmark.results.leaderboard import build_leaderboard, refresh_leaderboard
+from benchmark.results.leaderboard import Board, build_leaderboard, refresh_leaderboard
 from benchmark.results.store import ResultStore, make_record
 from benchmark.sweep.run import make_task, run
 from benchmark.sweep.spec import Outputs, Sweep
@@ -156,10 +156,10 @@ def test_leaderboard_of_mixed_protocols_has_one_board_per_protocol(tmp_path):
                                       config_hash=protocol, metric="auc", value=base + shift + seed,
                                       protocol=protocol, trivial={"class-prior": 50.0}))
     every = store.records()
-    assert build_leaderboard(every, "retinamnist", protocol="knn").set_index("init").loc["tower", "mean"] == 56.0
+    assert build_leaderboard(every, Board("retinamnist", protocol="knn")).set_index("init").loc["tower", "mean"] == 56.0
     boards = tmp_path / "boards"
     for protocol in ("finetune", "linear", "knn"):
-        refresh_leaderboard("retinamnist", store.root, boards, budget="smoke", protocol=protocol, show=False)
+        refresh_leaderboard(Board("retinamnist", "smoke", protocol=protocol), store.root, boards)
     for name, protocol in (("retinamnist-smoke", "finetune"), ("retinamnist-smoke-linear", "linear"),
                            ("retinamnist-smoke-knn", "knn")):
         recs = [json.loads(x) for x in (boards / f"{name}.records.jsonl").read_text().splitlines()]

@@ -29,15 +29,16 @@ def test_method_summary_is_what_the_imported_class_says():
         cls = registry.method_class(name)
         trains_decoder, hparams = method_summary(target)
         assert trains_decoder == cls.trains_decoder, name
-        assert list(hparams.items()) == list(cls.hparams().items()), f"{name}: keep __init__ defaults literal"
+        assert list(hparams.items()) == list(cls.hparams().items()), f"{name}: keep Hparams defaults literal"
 
 
 def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, capsys):
-    from benchmark.results.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import Board, refresh_leaderboard
+    from benchmark.results.report.terminal import show
 
     write_store(tmp_path / "results", 32)
     monkeypatch.setenv("COLUMNS", "80")
-    refresh_leaderboard(TASK, tmp_path / "results", tmp_path / "boards", label_fraction=0.5)
+    show(refresh_leaderboard(Board(TASK, label_fraction=0.5), tmp_path / "results", tmp_path / "boards"))
     text = capsys.readouterr().out
     # not a terminal (captured): plain Markdown, one line per row, so no name is cut or wrapped whatever the width
     rows = [line for line in text.splitlines() if line.startswith("| ")]
@@ -48,16 +49,16 @@ def test_leaderboard_table_at_80_columns_cuts_no_cell(tmp_path, monkeypatch, cap
 
 
 def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
-    from benchmark.results.leaderboard import refresh_leaderboard
+    from benchmark.results.leaderboard import Board, refresh_leaderboard
 
     store, out = write_store(tmp_path / "results", 16), tmp_path / "boards"
     png, records = out / f"{TASK}-cpu.png", out / f"{TASK}-cpu.records.jsonl"
-    refresh_leaderboard(TASK, store.root, out, show=False)
+    refresh_leaderboard(Board(TASK), store.root, out)
     drawn, written = png.stat().st_mtime_ns, records.stat().st_mtime_ns
-    refresh_leaderboard(TASK, store.root, out, show=False)
+    refresh_leaderboard(Board(TASK), store.root, out)
     assert png.stat().st_mtime_ns == drawn
     assert records.stat().st_mtime_ns == written  # unchanged records are not written again
     record = store.records(TASK, label_fraction=1.0)[0]  # on the board (a 0.5 record is not: no redraw)
     store.put({**record, "value": record["value"] + 1.0})
-    refresh_leaderboard(TASK, store.root, out, show=False)
+    refresh_leaderboard(Board(TASK), store.root, out)
     assert png.stat().st_mtime_ns != drawn

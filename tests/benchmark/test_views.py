@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from benchmark.core import registry
-from benchmark.pretraining.views import DPI, PANEL_PX, render, show_views, views_table
+from benchmark.pretraining.views import DPI, PANEL_PX, draw_views, render, views_table
 from tests.benchmark.test_pretrain import TOY, tiny_images
 from tests.conftest import TINY_DECODER, TINY_ENCODER
 from zoo import UNet
@@ -28,7 +28,7 @@ def panels(path) -> tuple[int, int, np.ndarray]:
 
 
 def test_grid_has_a_panel_per_sample_and_view(tmp_path):
-    out = show_views("toy", "unused", images=tiny_images(3), n=3, out=tmp_path / "v.png")
+    out = draw_views("toy", tiny_images(3), out=tmp_path / "v.png")
     rows, cols, pixels = panels(out)
     assert (rows, cols) == (3, 3)  # original, view1, view2
     # the views are noisy copies: each column differs from the original column
@@ -85,12 +85,12 @@ def test_mask_fraction_of_the_fov_is_printed_and_drawn(tmp_path, capsys):
 
     images = (torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     disc = torch.ones(4, 64, 64, dtype=torch.bool)
-    plain = show_views("tower", "unused", images=images, n=4, out=tmp_path / "a.png", modality="fundus", fov=disc)
+    plain = draw_views("tower", images, out=tmp_path / "a.png", modality="fundus", fov=disc)
     line = capsys.readouterr().out.strip()
     assert line.startswith("mask (rays): ") and "% of the field of view masked" in line
     assert 15 < float(line.split(": ")[1].split("%")[0]) < 60
     assert panels(plain)[:2] == (4, 4)  # the labels sit inside the panels: the grid is unchanged
-    show_views("tower", "unused", images=images, n=4, out=tmp_path / "b.png", modality="fundus")
+    draw_views("tower", images, out=tmp_path / "b.png", modality="fundus")
     assert "% of the image masked" in capsys.readouterr().out
     columns = {"original": keep.expand(-1, 3, -1, -1), "mask": keep}
     figures = [render(columns, fractions=f) for f in (None, masked_fractions(columns))]

@@ -17,6 +17,8 @@ from . import methods, tasks
 
 TOY_METHOD = '''
     """Restores a noisy copy of the image and embeds both copies: the smallest method that meets the contract."""
+    from dataclasses import dataclass
+
     import torch
     import torch.nn.functional as F
 
@@ -28,9 +30,13 @@ TOY_METHOD = '''
         paper_name = "Toy"
         trains_decoder = True
 
-        def __init__(self, net, modality: str = "generic", noise: float = 0.1):
-            super().__init__(net, modality)
-            self.noise = noise
+        @dataclass(frozen=True)
+        class Hparams:
+            noise: float = 0.1
+
+        def __init__(self, net, modality: str = "generic", **hparams):
+            super().__init__(net, modality, **hparams)
+            self.noise = self.hp.noise
 
         def views(self, images, generator=None):
             noise = torch.randn(images.shape, generator=generator, device=images.device)
@@ -52,6 +58,8 @@ TOY_METHOD = '''
 TOY_MULTICROP = '''
     """Two global crops at the image's size and four local crops at half of it, as DINO draws them; every crop's
     embedding is pulled to the global crops' mean: the multi-crop shape of the contract, not a method to use."""
+    from dataclasses import dataclass
+
     import torch
     import torch.nn.functional as F
 
@@ -72,10 +80,16 @@ TOY_MULTICROP = '''
         name = "multicrop"
         paper_name = "Multi-crop toy"
 
-        def __init__(self, net, modality: str = "generic", global_scale: float = 0.8, local_scale: float = 2 / 5,
-                     local_crops: int = 4):
-            super().__init__(net, modality)
-            self.global_scale, self.local_scale, self.local_crops = global_scale, local_scale, local_crops
+        @dataclass(frozen=True)
+        class Hparams:
+            global_scale: float = 0.8
+            local_scale: float = 0.4
+            local_crops: int = 4
+
+        def __init__(self, net, modality: str = "generic", **hparams):
+            super().__init__(net, modality, **hparams)
+            self.global_scale, self.local_scale, self.local_crops = (self.hp.global_scale, self.hp.local_scale,
+                                                                     self.hp.local_crops)
 
         def views(self, images, generator=None):
             side = images.shape[-1]
