@@ -34,10 +34,19 @@ def leaderboard_command(
     split_seed: SplitSeed = None,
     protocol: Protocol = "finetune",
 ) -> None:
-    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table."""
-    from benchmark.results.leaderboard import Board, refresh_leaderboard
-    from benchmark.results.report.terminal import show
+    """Build a task's leaderboard from the results store: Markdown + CSV + PNG, printed as a table. A board whose
+    records and options have not changed since it was written is shown as written, without reading them."""
+    from benchmark.results.board import Board, board_settings, unchanged
 
     task = resolve_tasks(task, modality, num_classes, split_seed)
-    show(refresh_leaderboard(Board(task, budget, label_fraction, protocol), store, out, reference=reference, holm=holm,
-                             name=name))
+    board = Board(task, budget, label_fraction, protocol)
+    written = unchanged(board, store, board_settings(out, reference=reference, holm=holm, name=name, command=None))
+    if written is not None:
+        markdown = next(p for p in written if p.suffix == ".md").read_text()
+        print("\n".join(line for line in markdown.splitlines() if not line.startswith(("# ", "- **"))).strip())
+        print("unchanged since it was written (same records, same options): " + ", ".join(map(str, written)))
+        return
+    from benchmark.results.leaderboard import refresh_leaderboard
+    from benchmark.results.report.terminal import show
+
+    show(refresh_leaderboard(board, store, out, reference=reference, holm=holm, name=name))

@@ -19,6 +19,7 @@ from benchmark.core.names import display_name, metric_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
+from benchmark.results.board import PROTOCOL, Board, board_settings, protocol_of, remember
 from benchmark.results.store import public_record
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
@@ -29,7 +30,6 @@ COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci",
 CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
 # A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
 # within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
-PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
 AA_PAIR = ("random-aa", "random")  # the A/A control: the same init from another seed stream must tie with it
 POWER = 0.8  # the power at which a board states its minimum detectable difference
 CHANCE = {"auc": 50.0}  # where a metric's axis starts: the score of a predictor that ranks at random
@@ -49,32 +49,6 @@ def paired_sd(values: Mapping[int, float] | list[float], ref_values: Mapping[int
         return math.nan
     d = [values[k] - ref_values[k] for k in sorted(values)]
     return stats.summarize(d).std
-
-
-def protocol_of(record: Mapping[str, Any]) -> str:
-    return record.get("protocol", PROTOCOL)
-
-
-@dataclass(frozen=True)
-class Board:
-    """Which records make one board: a task's, at one budget (None: each budget present gets its rows), one
-    label fraction and one protocol. Records of other protocols are never pooled in."""
-
-    task: str
-    budget: str | None = None
-    label_fraction: float = 1.0
-    protocol: str = PROTOCOL
-
-    @property
-    def name(self) -> str:
-        """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
-        return (self.task + ("" if self.budget is None else f"-{self.budget}")
-                + ("" if float(self.label_fraction) == 1.0 else f"-{int(round(self.label_fraction * 100))}pct")
-                + ("" if self.protocol == PROTOCOL else f"-{self.protocol}"))
-
-    def selects(self, record: Mapping[str, Any]) -> bool:
-        return (record["task"] == self.task and float(record["label_fraction"]) == float(self.label_fraction)
-                and (self.budget is None or record["budget"] == self.budget) and protocol_of(record) == self.protocol)
 
 
 def trivial_rows(records: list[dict]) -> dict[str, float]:
@@ -482,6 +456,7 @@ def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, ref
     from benchmark.results.store import ResultStore
 
     task, budget, label_fraction, protocol = board.task, board.budget, board.label_fraction, board.protocol
+    settings = board_settings(out, reference=reference, holm=holm, name=name, command=command)
     if not Path(store).is_dir():
         raise MissingFileError(f"results store {store} not found; run fine-tuning first or pass --store")
     records = ResultStore(store).records(task)
@@ -514,4 +489,6 @@ def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, ref
         name = replace(board, budget=budget or (budgets[0] if len(budgets) == 1 else None)).name
     shown = set(df["budget"])  # once: a set built per record costs ~1 s on 10,000 records
     used = [r for r in used if r["budget"] in shown]
-    return Written(df, list(write_leaderboard(df, out, name, stamp, used).values()))
+    written = Written(df, list(write_leaderboard(df, out, name, stamp, used).values()))
+    remember(board, store, settings, written.paths)
+    return written

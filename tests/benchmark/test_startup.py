@@ -62,3 +62,23 @@ def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
     store.put({**record, "value": record["value"] + 1.0})
     refresh_leaderboard(Board(TASK), store.root, out)
     assert png.stat().st_mtime_ns != drawn
+
+
+def test_a_rebuild_with_nothing_new_reads_no_record_and_imports_no_pandas(tmp_path):
+    """The second ``leaderboard`` of an unchanged store shows the board as written; a new record, another option
+    or an edited board file builds it again."""
+    store = write_store(tmp_path / "results", 16)
+    args = ["leaderboard", TASK, "--store", "results", "--out", "boards"]
+    imported_modules(args, tmp_path)
+    board = tmp_path / "boards" / f"{TASK}-cpu.md"
+    written = board.read_text()
+    assert not {"pandas", "scipy"} & imported_modules(args, tmp_path)
+    assert board.read_text() == written  # shown, not rewritten
+    assert "pandas" in imported_modules([*args, "--no-holm"], tmp_path)  # other options: another board
+    record = store.records(TASK, label_fraction=1.0)[0]
+    store.put({**record, "seed": 99})
+    assert "pandas" in imported_modules(args, tmp_path)
+    assert len(board.with_suffix(".records.jsonl").read_text().splitlines()) == 9  # 8 inits' seed 0, one seed 99
+    assert not {"pandas", "scipy"} & imported_modules(args, tmp_path)
+    board.write_text(written.replace("TOWER", "T0WER"))  # a hand-edited board is rebuilt, not trusted
+    assert "pandas" in imported_modules(args, tmp_path)
