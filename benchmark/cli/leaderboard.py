@@ -1,6 +1,8 @@
 """``tower-bench leaderboard``: a task's board rebuilt from the results store (pandas and scipy, no torch)."""
 from __future__ import annotations
 
+import os
+
 from benchmark.cli.options import (
     DEFAULT_BOARDS,
     DEFAULT_STORE,
@@ -44,7 +46,8 @@ def leaderboard_command(
     if written is not None:
         markdown = next(p for p in written if p.suffix == ".md").read_text()
         print("\n".join(line for line in markdown.splitlines() if not line.startswith(("# ", "- **"))).strip())
-        print("unchanged since it was written (same records, same options): " + ", ".join(map(str, written)))
+        print("unchanged since it was written (same records, same options): "
+              + ", ".join(os.path.relpath(p) for p in written))
         return
     from benchmark.results.leaderboard import refresh_leaderboard
     from benchmark.results.report.terminal import show

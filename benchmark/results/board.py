@@ -1,21 +1,20 @@
 """Which records make a board, and whether a board already written still shows them.
 
 Light on purpose (no pandas, no scipy): ``tower-bench leaderboard`` asks ``unchanged`` first, and a rebuild
-with nothing new then costs a directory listing instead of reading and testing every record.
+with nothing new then costs a directory listing instead of reading and testing every record. What a board was
+built from is a hash in its own Markdown stamp, so nothing is written beside the records or the boards.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import glob
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.io import atomic_write_text, package_version, stable_hash
+from zoo.io import package_version, stable_hash
 
 PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
-INPUTS = ".boards"  # per task folder of the store: what each written board was built from
 
 
 def protocol_of(record: Mapping[str, Any]) -> str:
@@ -49,44 +48,28 @@ def board_settings(out: str | Path, **options: Any) -> dict[str, Any]:
     return {"out": str(Path(out).resolve()), **options}
 
 
-def _inputs(board: Board, store: Path, settings: Mapping[str, Any]) -> str:
+def board_inputs(board: Board, store: str | Path, settings: Mapping[str, Any]) -> str:
     """The hash of everything a board is built from: each record file's name, size and time, the settings
     (reference, Holm, name, command, output folder) and the code that builds boards."""
-    files = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(store / board.task)
+    files = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(Path(store) / board.task)
                    if e.name.endswith(".json"))
     code = max(p.stat().st_mtime_ns for p in Path(__file__).parent.rglob("*.py"))
     return stable_hash({"board": asdict(board), "files": files, "settings": dict(settings), "code": code,
                         "tower-bench": package_version()})
 
 
-def _memo(board: Board, store: Path, settings: Mapping[str, Any]) -> Path:
-    return store / board.task / INPUTS / f"{stable_hash({'board': asdict(board), **settings})}.json"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+INPUTS_LINE = "- **inputs**: "  # the stamp line of a board's Markdown that names what it was built from
 
 
 def unchanged(board: Board, store: str | Path, settings: Mapping[str, Any]) -> list[Path] | None:
-    """The files of ``board`` as last written with these settings, when neither its records nor the files have
-    changed since; else None (build it)."""
-    store = Path(store)
-    memo = _memo(board, store, settings)
-    try:
-        last = json.loads(memo.read_text())
-        paths = [Path(p) for p in last["paths"]]
-        if last["inputs"] == _inputs(board, store, settings) and all(
-                _digest(Path(p)) == sha for p, sha in last["digests"].items()):
-            return paths
-    except (OSError, ValueError, KeyError, TypeError):  # no memo yet, or a file gone: build
-        pass
+    """The files of ``board`` in ``settings["out"]`` when one of its Markdown files was built from exactly these
+    records, options and code (its ``inputs`` stamp); else None: build it."""
+    out, folder = Path(settings["out"]), Path(store) / board.task
+    if not folder.is_dir() or not out.is_dir():
+        return None
+    stamp = f"{INPUTS_LINE}`{board_inputs(board, store, settings)}`"
+    for markdown in sorted(out.glob(f"{board.task}*.md")):
+        with markdown.open() as f:
+            if any(line.rstrip("\n") == stamp for line in f):
+                return sorted(out.glob(f"{glob.escape(markdown.stem)}.*")) + [out / "index.html"]
     return None
-
-
-def remember(board: Board, store: str | Path, settings: Mapping[str, Any], paths: list[Path]) -> None:
-    """Note what ``board`` was just built from, for ``unchanged``; the Markdown table is checked too."""
-    store = Path(store)
-    markdown = [p for p in paths if p.suffix == ".md"]
-    atomic_write_text(_memo(board, store, settings), json.dumps(
-        {"inputs": _inputs(board, store, settings), "paths": [str(p) for p in paths],
-         "digests": {str(p): _digest(p) for p in markdown}}))

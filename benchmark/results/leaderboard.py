@@ -19,7 +19,7 @@ from benchmark.core.names import display_name, metric_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
-from benchmark.results.board import PROTOCOL, Board, board_settings, protocol_of, remember
+from benchmark.results.board import PROTOCOL, Board, board_inputs, board_settings, protocol_of
 from benchmark.results.store import public_record
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
@@ -483,12 +483,11 @@ def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, ref
         "fine-tuning precision": ", ".join(sorted({_precision(r) for r in used})),
         "variance": variance_note(df),
         "tower-bench": package_version(),
+        "inputs": board_inputs(board, store, settings),  # ``tower-bench leaderboard`` rebuilds when this changes
     }
     budgets = sorted(df["budget"].unique())
     if name is None:  # named as ``run`` names it for the same budget, label fraction and protocol
         name = replace(board, budget=budget or (budgets[0] if len(budgets) == 1 else None)).name
     shown = set(df["budget"])  # once: a set built per record costs ~1 s on 10,000 records
     used = [r for r in used if r["budget"] in shown]
-    written = Written(df, list(write_leaderboard(df, out, name, stamp, used).values()))
-    remember(board, store, settings, written.paths)
-    return written
+    return Written(df, list(write_leaderboard(df, out, name, stamp, used).values()))

@@ -66,7 +66,7 @@ def test_rebuild_keeps_the_figure_until_its_records_change(tmp_path):
 
 def test_a_rebuild_with_nothing_new_reads_no_record_and_imports_no_pandas(tmp_path):
     """The second ``leaderboard`` of an unchanged store shows the board as written; a new record, another option
-    or an edited board file builds it again."""
+    or a deleted board builds it again."""
     store = write_store(tmp_path / "results", 16)
     args = ["leaderboard", TASK, "--store", "results", "--out", "boards"]
     imported_modules(args, tmp_path)
@@ -80,5 +80,7 @@ def test_a_rebuild_with_nothing_new_reads_no_record_and_imports_no_pandas(tmp_pa
     assert "pandas" in imported_modules(args, tmp_path)
     assert len(board.with_suffix(".records.jsonl").read_text().splitlines()) == 9  # 8 inits' seed 0, one seed 99
     assert not {"pandas", "scipy"} & imported_modules(args, tmp_path)
-    board.write_text(written.replace("TOWER", "T0WER"))  # a hand-edited board is rebuilt, not trusted
-    assert "pandas" in imported_modules(args, tmp_path)
+    assert not list((tmp_path / "results").rglob("*.json")) or all(  # nothing written beside the records
+        p.parent.name == TASK for p in (tmp_path / "results").rglob("*.json"))
+    board.unlink()  # a board that is gone is built again
+    assert "pandas" in imported_modules(args, tmp_path) and board.is_file()
