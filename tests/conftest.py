@@ -27,3 +27,12 @@ def tiny_unet():
         return UNet(TINY_ENCODER, in_chans, in_chans if out_chans is None else out_chans, TINY_DECODER)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The shuffled order's seed, also under ``-q`` (which hides pytest-randomly's header): a failure that depends on
+    the order is repeated with ``-p randomly --randomly-seed=N``."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"test order shuffled by pytest-randomly, seed {seed} (--randomly-seed={seed} "
+                                    "repeats it; -p no:randomly keeps the file order)")

@@ -145,7 +145,8 @@ def _apply_lut(images: Tensor, lut: Tensor) -> Tensor:
     """
     b, bins = lut.shape
     row = torch.arange(b, device=lut.device, dtype=torch.float32).view(b, 1) * bins
-    pos = torch.add(row + 0.5, images.reshape(b, -1), alpha=bins - 1)
+    # float32 whatever the images' dtype: a float64 batch then picks exactly the entries its float32 copy does
+    pos = torch.add(row + 0.5, images.reshape(b, -1).float(), alpha=bins - 1)
     idx = pos.clamp_(row, row + (bins - 1)).int()
     out = torch.index_select(lut.reshape(-1).to(pos.dtype), 0, idx.view(-1), out=pos.view(-1))
     return out.view(images.shape).to(images.dtype)
