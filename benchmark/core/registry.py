@@ -32,6 +32,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "gen-mask": ("tower", {"contrastive_weight": 0.0, "translate": False}),  # generative, mask only
     "gen-both": ("tower", {"contrastive_weight": 0.0}),  # generative, translation and mask
     "con-both": ("tower", {"generative_weight": 0.0}),  # contrastive, translation and mask
+    "tower-blocks": ("tower", {"mask": "blocks"}),  # both losses, square blocks instead of the anatomy's mask
 }
 
 TASKS: dict[str, str] = {
