@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from benchmark.core import registry
+from benchmark.results.board import stamp_line
 from benchmark.results.report import style
 from benchmark.results.store import ResultStore
 from benchmark.sweep.run import console, run
@@ -76,7 +77,7 @@ def write_outputs(out_dir: Path, name: str, stamp_: Mapping[str, Any], table: pd
     """``<name>.md`` (stamp, ``body`` lines), ``<name>.csv`` (``table``), the figure ``draw(fig)`` as
     ``<name>.png/.pdf/.svg``, plus ``<name>-<suffix>.csv`` for each ``extra_csv``; every file written atomically."""
     out = Path(out_dir)
-    md = [f"# {name}", ""] + [f"- **{k}**: `{v}`" for k, v in stamp_.items()] + [""] + body + [""]
+    md = [f"# {name}", ""] + [stamp_line(k, v) for k, v in stamp_.items()] + [""] + body + [""]
     paths = [atomic_write_text(out / f"{name}.md", "\n".join(md))]
     header = "".join(f"# {k}: {v}\n" for k, v in stamp_.items())
     paths.append(atomic_write_text(out / f"{name}.csv", header + table.to_csv(index=False)))

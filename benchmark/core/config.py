@@ -272,6 +272,7 @@ TRIVIAL_MARGIN = 5.0  # points: what a board's seeds, and a check that early sto
 # How a downstream task sees the init: the paper fine-tunes everything; a linear probe trains a head on the
 # frozen encoder (segmentation: decoder and head); kNN trains nothing (classification only).
 PROTOCOLS = ("finetune", "linear", "knn")
+DEFAULT_PROTOCOL = PROTOCOLS[0]  # the paper's; a record or key without ``protocol`` (older records) ran it
 
 
 @dataclass
@@ -282,7 +283,7 @@ class FinetuneConfig(HashedConfig):
     UNHASHED: ClassVar[frozenset[str]] = frozenset(
         {"seed", "label_fraction", "data_root", "eval_batch_size", "init", "init_decoder"})
     # Records made before protocols and selection rules existed have neither field.
-    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"protocol": "finetune", "selection": "best", "plateau_share": 0.0,
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"protocol": DEFAULT_PROTOCOL, "selection": "best", "plateau_share": 0.0,
                                                  "plateau_margin": 0.0, "head_init": "default", "probe_revision": 1}
 
     task: str
@@ -323,7 +324,7 @@ class FinetuneConfig(HashedConfig):
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     eval_batch_size: int = 64
     extra: dict = field(default_factory=dict)
-    protocol: str = "finetune"  # one of PROTOCOLS
+    protocol: str = DEFAULT_PROTOCOL  # one of PROTOCOLS
     selection: str = "best"  # one of SELECTIONS; the budgets ask for "beats-trivial"
 
     def __post_init__(self) -> None:

@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from benchmark.core.config import DEFAULT_PROTOCOL
 from zoo.io import package_version, stable_hash
-
-PROTOCOL = "finetune"  # a record without ``protocol`` (written before protocols existed) is the paper's
 
 
 def protocol_of(record: Mapping[str, Any]) -> str:
-    return record.get("protocol", PROTOCOL)
+    return record.get("protocol", DEFAULT_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -29,14 +28,14 @@ class Board:
     task: str
     budget: str | None = None
     label_fraction: float = 1.0
-    protocol: str = PROTOCOL
+    protocol: str = DEFAULT_PROTOCOL
 
     @property
     def name(self) -> str:
         """``<task>[-<budget>][-<pct>pct][-<protocol>]``: one board per protocol, the paper's unsuffixed."""
         return (self.task + ("" if self.budget is None else f"-{self.budget}")
                 + ("" if float(self.label_fraction) == 1.0 else f"-{int(round(self.label_fraction * 100))}pct")
-                + ("" if self.protocol == PROTOCOL else f"-{self.protocol}"))
+                + ("" if self.protocol == DEFAULT_PROTOCOL else f"-{self.protocol}"))
 
     def selects(self, record: Mapping[str, Any]) -> bool:
         return (record["task"] == self.task and float(record["label_fraction"]) == float(self.label_fraction)
@@ -58,7 +57,9 @@ def board_inputs(board: Board, store: str | Path, settings: Mapping[str, Any]) -
                         "tower-bench": package_version()})
 
 
-INPUTS_LINE = "- **inputs**: "  # the stamp line of a board's Markdown that names what it was built from
+def stamp_line(key: str, value: Any) -> str:
+    """One line of a board's Markdown stamp; ``unchanged`` finds the ``inputs`` one by it."""
+    return f"- **{key}**: `{value}`"
 
 
 def unchanged(board: Board, store: str | Path, settings: Mapping[str, Any]) -> list[Path] | None:
@@ -67,7 +68,7 @@ def unchanged(board: Board, store: str | Path, settings: Mapping[str, Any]) -> l
     out, folder = Path(settings["out"]), Path(store) / board.task
     if not folder.is_dir() or not out.is_dir():
         return None
-    stamp = f"{INPUTS_LINE}`{board_inputs(board, store, settings)}`"
+    stamp = stamp_line("inputs", board_inputs(board, store, settings))
     for markdown in sorted(out.glob(f"{board.task}*.md")):
         with markdown.open() as f:
             if any(line.rstrip("\n") == stamp for line in f):

@@ -12,12 +12,11 @@ import shlex
 from collections import defaultdict
 from pathlib import Path
 
-from benchmark.core.config import BUDGETS
+from benchmark.core.config import BUDGETS, DEFAULT_PROTOCOL
 from benchmark.results import stats
 from benchmark.results.store import ResultStore
 from zoo.export import ExportInfo
 
-DEFAULT_PROTOCOL = "finetune"
 # PretrainConfig fields the pretrain command sets by flag, and the flag
 FLAGS = {"method": "--method", "task": "--task", "encoder": "--encoder", "epochs": "--epochs",
          "max_steps": "--max-steps", "batch_size": "--batch-size", "lr": "--lr", "image_size": "--image-size",

@@ -10,16 +10,16 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
-from benchmark.core.config import TRIVIAL_MARGIN
-from benchmark.core.names import display_name, metric_name
+from benchmark.core.config import DEFAULT_PROTOCOL, TRIVIAL_MARGIN
+from benchmark.core.names import AA_CONTROL, RANDOM, SUPERVISED, display_name, metric_name
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
-from benchmark.results.board import PROTOCOL, Board, board_inputs, board_settings, protocol_of
+from benchmark.results.board import Board, board_inputs, board_settings, protocol_of, stamp_line
 from benchmark.results.store import public_record
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
@@ -30,7 +30,23 @@ COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci",
 CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
 # A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
 # within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
-AA_PAIR = ("random-aa", "random")  # the A/A control: the same init from another seed stream must tie with it
+
+
+class Control(NamedTuple):
+    """A pair of rows whose comparison tells whether the board's protocol and test can be trusted."""
+    name: str
+    init: str
+    versus: str
+    expect: str
+
+
+CONTROLS = (
+    # The same init from another seed stream must tie with it: the test's false-positive rate.
+    Control("A/A control", AA_CONTROL, RANDOM, "expected to tie"),
+    # Trained on labels at the pretraining's compute: if it does not beat random init, the protocol washes
+    # out initialisations and no pretraining could show on this board.
+    Control("positive control", SUPERVISED, RANDOM, "expected to win"),
+)
 POWER = 0.8  # the power at which a board states its minimum detectable difference
 CHANCE = {"auc": 50.0}  # where a metric's axis starts: the score of a predictor that ranks at random
 
@@ -133,7 +149,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
                     wilcoxon, sd = stats.wilcoxon_p(values, ref_values), paired_sd(values, ref_values)
             notes += [cmp.note] if cmp.note else []
             # the paper: all labels, fine-tuned
-            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 and protocol == PROTOCOL else None
+            paper = ref.paper_value(task, init) if float(label_fraction) == 1.0 and protocol == DEFAULT_PROTOCOL else None
             v = list(values.values()) if isinstance(values, Mapping) else values
             health_notes, healthy, runs = pretraining_notes(recs)
             beats = not floor or min(v) > max(floor.values()) + TRIVIAL_MARGIN
@@ -180,7 +196,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs.update(task=task, metric=metrics[0], reference=reference, holm=holm, paired=paired,
                     thresholds=tuple(thresholds), label_fraction=float(label_fraction), protocol=protocol,
-                    aa=aa_control(groups), mdd=board_mdd(df))
+                    controls={c.name: control_test(groups, c) for c in CONTROLS}, mdd=board_mdd(df))
     return df
 
 
@@ -208,11 +224,11 @@ def reference_rows(records: list[dict], bud: str, label_fraction: float) -> list
     return rows
 
 
-def aa_control(groups: Mapping[tuple[str, str], list[dict]]) -> dict | None:
-    """The A/A pair's difference and tests (per budget, the first that has both), or None without the pair."""
+def control_test(groups: Mapping[tuple[str, str], list[dict]], control: Control) -> dict | None:
+    """The control pair's difference and tests (per budget, the first that has both), or None without the pair."""
     for (bud, init), recs in sorted(groups.items()):
-        other = groups.get((bud, AA_PAIR[1]))
-        if init != AA_PAIR[0] or not other:
+        other = groups.get((bud, control.versus))
+        if init != control.init or not other:
             continue
         a, b = _row_values(recs), _row_values(other)
         cmp = stats.compare(a, b)
@@ -275,17 +291,17 @@ def legend(df: pd.DataFrame) -> str:
 
 
 def controls_line(df: pd.DataFrame) -> str:
-    """The board's controls and power in one line: the A/A pair's difference and p, and the median MDD."""
+    """The board's controls and power in one line: each control pair's difference and p, and the median MDD."""
     a = df.attrs
     parts = []
-    aa = a.get("aa")
-    if aa:
-        parts.append(f"A/A control ({AA_PAIR[0]} vs {AA_PAIR[1]}, expected to tie): difference {aa['diff']:+.2f}, "
-                     f"p = {fmt_p(aa['p'])} ({aa['test']}), W = {fmt_p(aa['wilcoxon'])}")
-    else:
-        parts.append(f"no A/A control on this board ({AA_PAIR[0]} absent): its false-positive rate is not shown")
-    if "supervised" not in set(df["init"]):
-        parts.append("no positive control (supervised) on this board")
+    for control in CONTROLS:
+        found = a.get("controls", {}).get(control.name)
+        if found:
+            parts.append(f"{control.name} ({control.init} vs {control.versus}, {control.expect}): difference "
+                         f"{found['diff']:+.2f}, p = {fmt_p(found['p'])} ({found['test']}), "
+                         f"W = {fmt_p(found['wilcoxon'])}")
+        else:
+            parts.append(f"no {control.name} on this board ({control.init} or {control.versus} absent)")
     mdd = a.get("mdd", math.nan)
     parts.append(f"minimum detectable difference (median over rows): {fmt_number(mdd)} points" if math.isfinite(mdd) else
                  "minimum detectable difference: not computable (no paired rows with 2+ seeds)")
@@ -295,7 +311,7 @@ def controls_line(df: pd.DataFrame) -> str:
 def to_markdown(df: pd.DataFrame, stamp: Mapping[str, Any], name: str) -> str:
     metric = df.attrs.get("metric", "value")
     lines = [f"# {name}", ""]
-    lines += [f"- **{k}**: `{v}`" for k, v in stamp.items()]
+    lines += [stamp_line(k, v) for k, v in stamp.items()]
     lines += ["", controls_line(df), ""]
     lines += [f"| init | budget | n | {metric} (%) | 95% CI ± | p vs {df.attrs.get('reference', 'tower')} | p Holm | W "
               "| MDD | paper | paper n | converged | counts | note |",
@@ -414,7 +430,7 @@ def board_title(df: pd.DataFrame, name: str) -> str:
     a = df.attrs
     fraction = float(a.get("label_fraction", 1.0))
     labels = "all labels" if fraction == 1.0 else f"{fraction:.3g} of the labels"
-    return (f"{a.get('task', name)}, {a.get('protocol', PROTOCOL)} ({labels}), "
+    return (f"{a.get('task', name)}, {a.get('protocol', DEFAULT_PROTOCOL)} ({labels}), "
             f"{metric_name(str(a.get('metric', 'value')))}")
 
 
@@ -470,7 +486,7 @@ def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, ref
         args = [f"--store {public_path(store)}", f"--out {public_path(out)}",
                 f"--reference {reference}"] + ([] if holm else ["--no-holm"])
         args += ([f"--budget {budget}"] if budget else []) + [f"--label-fraction {label_fraction}"]
-        args += [] if protocol == PROTOCOL else [f"--protocol {protocol}"]
+        args += [] if protocol == DEFAULT_PROTOCOL else [f"--protocol {protocol}"]
         command = f"tower-bench leaderboard {task} " + " ".join(args)
     stamp = {
         "command": command,

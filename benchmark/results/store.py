@@ -24,10 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
+from benchmark.core.config import DEFAULT_PROTOCOL
 from zoo.io import atomic_write_text, package_version, public_command, public_paths, stable_hash
 
 KEY_FIELDS = ("task", "init", "seed", "label_fraction", "budget", "config_hash", "protocol")
-DEFAULT_PROTOCOL = "finetune"  # a key or record without ``protocol`` (older records) is the paper's
 REQUIRED_FIELDS = tuple(f for f in KEY_FIELDS if f != "protocol") + ("metric", "value")
 FIELDS = REQUIRED_FIELDS + ("config", "curve", "best_epoch", "epochs_run", "wall_time_s",
                             "versions", "created", "host")

@@ -9,6 +9,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from benchmark.core.config import BUDGETS, FinetuneConfig
+from benchmark.core.names import SUPERVISED
 from benchmark.finetuning.inits import AA_CONTROL
 from benchmark.finetuning.protocols import build_model, class_prior, finetune
 from benchmark.finetuning.supervised import supervised_config, train_supervised
@@ -125,10 +126,23 @@ def test_a_board_states_its_controls_power_and_convergence():
     assert rows.loc["random", "p_holm"] >= rows.loc["random", "p"]
     assert rows.loc[AA_CONTROL, "converged"] == "4/5" and not rows.loc[AA_CONTROL, "counts"]
     assert "not converged" in rows.loc[AA_CONTROL, "note"]
-    aa_cmp = df.attrs["aa"]
+    aa_cmp = df.attrs["controls"]["A/A control"]
     assert aa_cmp["p"] == pytest.approx(scipy_stats.ttest_rel(aa, rand).pvalue)
     line = controls_line(df)
     assert "A/A control" in line and "minimum detectable difference" in line and "no positive control" in line
+
+
+def test_a_board_tests_its_positive_control_against_random_init():
+    rand = [60.0, 65.0, 61.0, 64.0, 63.0]
+    sup = [66.0, 69.5, 67.0, 70.0, 68.0]
+    recs = [record("random", s, v) for s, v in enumerate(rand)] + [record(SUPERVISED, s, v) for s, v in enumerate(sup)]
+    df = build_leaderboard(recs, "t", reference="random")
+    found = df.attrs["controls"]["positive control"]
+    assert found["p"] == pytest.approx(scipy_stats.ttest_rel(sup, rand).pvalue)
+    assert found["diff"] == pytest.approx(sum(sup) / 5 - sum(rand) / 5)
+    line = controls_line(df)
+    assert f"positive control ({SUPERVISED} vs random, expected to win): difference +{found['diff']:.2f}" in line
+    assert "no A/A control" in line
 
 
 def test_no_test_against_a_row_of_one_repeated_value():
