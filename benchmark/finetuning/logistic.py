@@ -59,7 +59,7 @@ def _scores(model, x: np.ndarray, kind: str, num_outputs: int) -> torch.Tensor:
 def logistic_probe(train_x: torch.Tensor, train: Split, val_x: torch.Tensor, val: Split, test_x: torch.Tensor,
                    test: Split, kind: str, num_outputs: int) -> dict:
     """The test score of the logistic regression whose C scored best on validation, and what was tried."""
-    from benchmark.finetuning.scoring import score
+    from benchmark.finetuning.scoring import score, test_bootstrap
 
     xs = standardise(train_x.float(), val_x.float(), test_x.float())
     y = train.targets.numpy()
@@ -71,8 +71,9 @@ def logistic_probe(train_x: torch.Tensor, train: Split, val_x: torch.Tensor, val
         if best is None or value > best[0]:
             best = (value, c, model)
     val_best, c, model = best
-    test_value = score(_scores(model, xs[2], kind, num_outputs), test, kind)["value"]
-    return {"value": test_value, "val_best": val_best, "probe": {"C": c, "grid": tried, "standardised": True},
+    test_pred = _scores(model, xs[2], kind, num_outputs)
+    return {"value": score(test_pred, test, kind)["value"], "test_bootstrap": test_bootstrap(test_pred, test, kind),
+            "val_best": val_best, "probe": {"C": c, "grid": tried, "standardised": True},
             "converged": _iterations(model) < 1000}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 # Our task kinds -> MedMNIST's task strings (MedMNIST's own strings are accepted as they are).
@@ -149,6 +150,29 @@ def auc(scores, targets, kind: str, from_logits: bool = False) -> float:
         return 100.0 * float(np.mean([_roc_auc(y[:, i], s[:, i], f"label {i}") for i in range(s.shape[1])]))
     per_class = [_roc_auc((y == i).astype(float), s[:, i], f"class {i} (one-vs-rest)") for i in range(s.shape[1])]
     return 100.0 * float(np.mean(per_class))
+
+
+def auc_resamples(scores, targets, kind: str, index: np.ndarray) -> np.ndarray:
+    """``auc`` of each resample ``index[b]`` (a (B, N) array of sample indices), B at once.
+
+    The Mann-Whitney form of the ROC AUC with average ranks for ties, which is what ``roc_auc_score`` computes;
+    a resample that lacks a class (or a label's positives or negatives) gets NaN where ``auc`` would raise.
+    """
+    s, y, task = _prepare(scores, targets, kind, False, "auc")
+    if task == "binary-class":
+        columns = [(s[:, -1] if s.ndim == 2 else s, y)]
+    elif task == "multi-label, binary-class":
+        columns = [(s[:, i], y[:, i]) for i in range(s.shape[1])]
+    else:
+        columns = [(s[:, i], y == i) for i in range(s.shape[1])]
+    per_column = []
+    for score_col, positive in columns:
+        ranks = rankdata(score_col[index], axis=1)
+        pos = positive.astype(bool)[index]
+        n_pos, n_neg = pos.sum(1), (~pos).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_column.append(((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return 100.0 * np.mean(per_column, axis=0)
 
 
 def accuracy(scores, targets, kind: str, threshold: float = 0.5, from_logits: bool = False) -> float:

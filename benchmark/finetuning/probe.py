@@ -22,7 +22,7 @@ from torch import nn
 
 from benchmark.core.config import FinetuneConfig
 from benchmark.finetuning.logistic import logistic_probe
-from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, to_scores, validation
+from benchmark.finetuning.scoring import evaluate, run_batched, score, selection_floor, test_bootstrap, to_scores, validation
 from benchmark.finetuning.training import Validation, image_batches, train_loop
 from benchmark.tasks.base import Split, Task
 
@@ -106,12 +106,13 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
     feats = {name: pooled_features(model.net, split, cfg.eval_batch_size, device, cfg.fast)
              for name, split in (("train", train), ("val", val), ("test", test))}
     if cfg.protocol == "knn":
-        def knn(name: str, split: Split) -> float:
-            bank_targets = train.targets.to(device)
-            return score(knn_scores(feats["train"], bank_targets, feats[name], task.kind, task.num_classes).cpu(),
-                         split, task.kind)["value"]
+        def knn(name: str) -> torch.Tensor:
+            return knn_scores(feats["train"], train.targets.to(device), feats[name], task.kind,
+                              task.num_classes).cpu()
 
-        return {"value": knn("test", test), "val_best": knn("val", val),
+        test_pred = knn("test")
+        return {"value": score(test_pred, test, task.kind)["value"], "val_best": score(knn("val"), val, task.kind)["value"],
+                "test_bootstrap": test_bootstrap(test_pred, test, task.kind),
                 "knn": {"k": min(KNN_K, len(train)), "temperature": KNN_TEMPERATURE}}
     if cfg.probe_revision >= 2:
         return logistic_probe(feats["train"].cpu(), train, feats["val"].cpu(), val, feats["test"].cpu(), test,

@@ -64,6 +64,27 @@ def score(pred: torch.Tensor, split: Split, kind: str) -> dict:
             "fg_fraction": float((fg & valid).sum() / valid.sum())}
 
 
+# A frozen protocol on one pretraining gives one number however many fine-tuning seeds run (nothing varies
+# at a full label fraction), so its uncertainty is the test set's: every record draws its resamples from this
+# seed, the same index sets for every init of a task, and two inits' lists pair up resample by resample.
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def test_bootstrap(pred: torch.Tensor, split: Split, kind: str) -> dict:
+    """The classification metric on ``BOOTSTRAP_RESAMPLES`` resamples (with replacement) of ``split``'s samples;
+    None (JSON's null) for a resample the metric is undefined on (one that lacks a class)."""
+    import numpy as np
+
+    from benchmark.finetuning.metrics import auc_resamples
+
+    n = len(split.targets)
+    index = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, (BOOTSTRAP_RESAMPLES, n))
+    values = auc_resamples(pred, split.targets, kind, index)
+    return {"seed": BOOTSTRAP_SEED, "n_test": n,
+            "values": [round(float(v), 3) if np.isfinite(v) else None for v in values]}
+
+
 def evaluate(model: nn.Module, split: Split, kind: str, batch_size: int, device: torch.device,
              fast: bool = False) -> dict:
     return score(predict(model, split, kind, batch_size, device, fast), split, kind)

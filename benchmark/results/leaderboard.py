@@ -95,6 +95,28 @@ def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
     return [float(r["value"]) for r in records]
 
 
+def bootstrap_values(records: list[dict]) -> tuple[tuple[int, int], list[float]] | None:
+    """((seed, test size), resampled scores) when every record of a row is the same one number with the same
+    test-set bootstrap (a frozen protocol on one pretraining at a full label fraction), else None."""
+    boots = [r.get("test_bootstrap") for r in records]
+    if not boots or any(b is None for b in boots) or len({float(r["value"]) for r in records}) != 1 \
+            or any(b != boots[0] for b in boots[1:]):
+        return None
+    return (boots[0]["seed"], boots[0]["n_test"]), [math.nan if v is None else v for v in boots[0]["values"]]
+
+
+def compare_rows(recs: list[dict], other: list[dict], paired: bool | None) -> stats.Comparison:
+    """The t-test of two rows' seeds; where neither row varies over seeds but both carry the test set's
+    bootstrap (drawn alike), the paired bootstrap over test images instead of no test at all."""
+    cmp = stats.compare(_row_values(recs), _row_values(other), paired)
+    if cmp.test != "none":
+        return cmp
+    mine, theirs = bootstrap_values(recs), bootstrap_values(other)
+    if mine is None or theirs is None or mine[0] != theirs[0]:
+        return cmp
+    return stats.bootstrap_compare(mine[1], theirs[1])
+
+
 def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, reference: str = "tower",
                       paired: bool | Literal["auto"] = "auto", holm: bool = True,
                       thresholds: Sequence[float] = stats.PAPER_THRESHOLDS) -> pd.DataFrame:
@@ -142,7 +164,7 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
                 cmp = stats.Comparison(math.nan, "none", f"no {reference!r} results")
             else:
                 try:
-                    cmp = stats.compare(values, ref_values, None if paired == "auto" else paired)
+                    cmp = compare_rows(recs, groups[(bud, reference)], None if paired == "auto" else paired)
                 except ValueError as err:
                     raise ValueError(f"{init} vs {reference}: {err}") from None
                 if cmp.test == "paired":
@@ -231,7 +253,7 @@ def control_test(groups: Mapping[tuple[str, str], list[dict]], control: Control)
         if init != control.init or not other:
             continue
         a, b = _row_values(recs), _row_values(other)
-        cmp = stats.compare(a, b)
+        cmp = compare_rows(recs, other, None)
         diff = stats.summarize(list(a.values()) if isinstance(a, Mapping) else a).mean - \
             stats.summarize(list(b.values()) if isinstance(b, Mapping) else b).mean
         wilcoxon = stats.wilcoxon_p(a, b) if cmp.test == "paired" else math.nan
@@ -249,10 +271,15 @@ def variance_note(df: pd.DataFrame) -> str:
     """Which variance the std columns hold: fine-tuning seeds alone, or pretraining runs too."""
     runs = sorted(set(df.loc[df["kind"] == "init", "pretrain_runs"]) - {0})
     if not runs:
-        return "over fine-tuning seeds (no pretrained init)"
-    if runs == [1]:
-        return "over fine-tuning seeds of one pretraining run per method (pretraining variance not included)"
-    return f"over fine-tuning seeds pooled over {'/'.join(map(str, runs))} pretraining runs per method"
+        note = "over fine-tuning seeds (no pretrained init)"
+    elif runs == [1]:
+        note = "over fine-tuning seeds of one pretraining run per method (pretraining variance not included)"
+    else:
+        note = f"over fine-tuning seeds pooled over {'/'.join(map(str, runs))} pretraining runs per method"
+    if (df["test"] == "bootstrap").any():
+        note += ("; rows that give one value on every seed are tested by a paired bootstrap over test images "
+                 "(the test set's sampling noise only)")
+    return note
 
 
 def fmt_number(x: float, digits: int = 2) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats as scipy_stats
@@ -15,6 +16,7 @@ from benchmark.finetuning.protocols import build_model, class_prior, finetune
 from benchmark.finetuning.supervised import supervised_config, train_supervised
 from benchmark.finetuning.training import Schedule
 from benchmark.results import stats
+from benchmark.results.board import Board
 from benchmark.results.leaderboard import build_leaderboard, controls_line
 from benchmark.sweep.run import plan
 from benchmark.sweep.spec import Sweep
@@ -156,3 +158,23 @@ def test_exact_wilcoxon_and_seeds_needed_match_scipy():
     assert stats.wilcoxon_p(a, b) == pytest.approx(scipy_stats.wilcoxon(list(a.values()), list(b.values())).pvalue)
     n = stats.seeds_needed(3.55, 2.0)
     assert stats.min_detectable_difference(2.0, n) <= 3.55 < stats.min_detectable_difference(2.0, n - 1)
+
+
+def test_rows_that_never_vary_are_compared_by_the_test_sets_bootstrap_not_against_a_constant():
+    rng = np.random.default_rng(0)
+    boot_random = list(60 + rng.normal(0, 1, 1000))
+    boot_tower = [v + 3 + rng.normal(0, 0.5) for v in boot_random]
+
+    def knn(init, value, boot):
+        return [{**record(init, s, value), "protocol": "knn", "test_bootstrap": {"seed": 0, "n_test": 400,
+                                                                               "values": boot}} for s in range(5)]
+    df = build_leaderboard(knn("tower", 63.0, boot_tower) + knn("random", 60.0, boot_random),
+                           Board("t", protocol="knn")).set_index("init")
+    assert df.loc["random", "test"] == "bootstrap"
+    assert df.loc["random", "p"] == pytest.approx(stats.bootstrap_compare(boot_random, boot_tower).p)
+    assert df.loc["random", "p"] < 0.01 and "paired bootstrap over test images" in df.loc["random", "note"]
+    drawn_apart = knn("random", 60.0, boot_random)
+    for r in drawn_apart:
+        r["test_bootstrap"] = {**r["test_bootstrap"], "seed": 1}  # other index sets: nothing to pair
+    df = build_leaderboard(knn("tower", 63.0, boot_tower) + drawn_apart, Board("t", protocol="knn")).set_index("init")
+    assert df.loc["random", "test"] == "none" and math.isnan(df.loc["random", "p"])

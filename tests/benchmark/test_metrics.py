@@ -3,7 +3,7 @@ import pytest
 import torch
 from medmnist.evaluator import getACC, getAUC
 
-from benchmark.finetuning.metrics import DiceAccumulator, accuracy, auc, dice, dice_per_image
+from benchmark.finetuning.metrics import DiceAccumulator, accuracy, auc, auc_resamples, dice, dice_per_image
 
 
 def _masks(seed=0, n=6, size=16):
@@ -106,3 +106,24 @@ def test_auc_errors_are_clear():
         auc(np.array([np.nan, 0.2]), np.array([0, 1]), "binary")
     with pytest.raises(ValueError, match="3 scores but 2 targets"):
         auc(np.array([0.1, 0.2, 0.3]), np.array([0, 1]), "binary")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_resampled_auc_is_auc_of_each_resample_ties_included(kind):
+    g = torch.Generator().manual_seed(0)
+    n = 120
+    if kind == "multilabel":
+        scores, targets = torch.rand(n, 3, generator=g), torch.randint(0, 2, (n, 3), generator=g)
+    else:
+        classes = 2 if kind == "binary" else 4
+        scores, targets = torch.rand(n, classes, generator=g), torch.randint(0, classes, (n, 1), generator=g)
+    scores = scores.mul(5).round() / 5  # coarse scores: many ties, which roc_auc_score averages
+    index = np.random.default_rng(1).integers(0, n, (30, n))
+    got = auc_resamples(scores, targets, kind, index)
+    assert got == pytest.approx([auc(scores[i], targets[i], kind) for i in index], abs=1e-9)
+
+
+def test_a_resample_without_a_class_gets_nan_not_an_error():
+    scores, targets = torch.rand(6, 2), torch.tensor([[0], [0], [0], [1], [1], [1]])
+    got = auc_resamples(scores, targets, "binary", np.array([[0, 1, 2, 0, 1, 2], [0, 1, 2, 3, 4, 5]]))
+    assert np.isnan(got[0]) and got[1] == pytest.approx(auc(scores, targets, "binary"))

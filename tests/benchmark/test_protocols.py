@@ -87,6 +87,10 @@ def test_knn_trains_nothing_and_scores_a_valid_auc(retina, built, tmp_path):
     old = finetune(tiny("retinamnist", protocol="knn", probe_revision=1), retina, progress=False)
     assert same_state(built[1], fresh) and old["config_hash"] != rec["config_hash"]  # revision 1: statistics kept
     assert 0 <= rec["value"] <= 100 and rec["knn"] == {"k": len(retina.load("train")), "temperature": 0.07}
+    boot = rec["test_bootstrap"]  # the test set's resamples, drawn alike for every init (the board pairs them)
+    assert boot["n_test"] == rec["n_test"] and len(boot["values"]) == 1000
+    scored = [v for v in boot["values"] if v is not None]  # None: a resample of the tiny test split lacked a class
+    assert scored and min(scored) < rec["value"] < max(scored)
     store = ResultStore(tmp_path / "s")
     store.put(rec)
     stored = store.get(rec)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from benchmark.results.stats import compare, holm, stars, summarize
+from benchmark.results.stats import bootstrap_compare, compare, holm, stars, summarize
 
 
 def test_summarize_matches_numpy_and_t_interval():
@@ -100,3 +100,13 @@ def test_no_test_against_a_constant_side_and_constant_differences_as_scipy():
     assert shifted.p == 0.0 and shifted.test == "paired"
     same = compare({0: 1.0, 1: 2.0}, {0: 1.0, 1: 2.0})
     assert math.isnan(same.p) and "zero variance" in same.note
+
+
+def test_paired_bootstrap_p_is_twice_the_smaller_tail_with_the_plus_one_correction():
+    a = np.linspace(70, 80, 999)
+    assert bootstrap_compare(a + 5, a).p == pytest.approx(2 / 1000)  # every resample favours a + 5
+    assert bootstrap_compare(a, a).p == 1.0  # every difference is 0: both tails hold all of them
+    d = np.r_[np.full(100, -1.0), np.full(899, 1.0)]
+    cmp = bootstrap_compare(a + d, a)
+    assert cmp.p == pytest.approx(2 * 101 / 1000) and cmp.test == "bootstrap"
+    assert math.isnan(bootstrap_compare([math.nan], [1.0]).p)
