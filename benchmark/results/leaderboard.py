@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import pandas as pd
 
 from benchmark.core.config import DEFAULT_PROTOCOL, TRIVIAL_MARGIN
@@ -96,25 +97,30 @@ def _row_values(records: list[dict]) -> Mapping[int, float] | list[float]:
 
 
 def bootstrap_values(records: list[dict]) -> tuple[tuple[int, int], list[float]] | None:
-    """((seed, test size), resampled scores) when every record of a row is the same one number with the same
-    test-set bootstrap (a frozen protocol on one pretraining at a full label fraction), else None."""
+    """((seed, test size), the row's score on each resample of the test set: its records' mean) when every
+    record carries the test set's bootstrap drawn alike, else None."""
     boots = [r.get("test_bootstrap") for r in records]
-    if not boots or any(b is None for b in boots) or len({float(r["value"]) for r in records}) != 1 \
-            or any(b != boots[0] for b in boots[1:]):
+    if not boots or any(b is None or (b["seed"], b["n_test"]) != (boots[0]["seed"], boots[0]["n_test"])
+                        for b in boots):
         return None
-    return (boots[0]["seed"], boots[0]["n_test"]), [math.nan if v is None else v for v in boots[0]["values"]]
+    values = np.array([[math.nan if v is None else v for v in b["values"]] for b in boots], dtype=float)
+    return (boots[0]["seed"], boots[0]["n_test"]), list(values.mean(axis=0))
 
 
 def compare_rows(recs: list[dict], other: list[dict], paired: bool | None) -> stats.Comparison:
-    """The t-test of two rows' seeds; where neither row varies over seeds but both carry the test set's
-    bootstrap (drawn alike), the paired bootstrap over test images instead of no test at all."""
+    """The t-test of two rows' seeds; where one of them gives one value on every seed (a frozen protocol on one
+    pretraining) but both carry the test set's bootstrap drawn alike, the paired bootstrap over test images
+    (a row of several seeds enters with its seeds' mean on each resample) instead of no test at all."""
     cmp = stats.compare(_row_values(recs), _row_values(other), paired)
     if cmp.test != "none":
         return cmp
     mine, theirs = bootstrap_values(recs), bootstrap_values(other)
     if mine is None or theirs is None or mine[0] != theirs[0]:
         return cmp
-    return stats.bootstrap_compare(mine[1], theirs[1])
+    found = stats.bootstrap_compare(mine[1], theirs[1])
+    varies = len({float(r["value"]) for r in recs}) > 1 or len({float(r["value"]) for r in other}) > 1
+    return found._replace(note=found.note + ("; a row's seeds enter as their mean, so their own variance is not "
+                                             "in this p" if varies else ""))
 
 
 def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, reference: str = "tower",

@@ -173,6 +173,14 @@ def test_rows_that_never_vary_are_compared_by_the_test_sets_bootstrap_not_agains
     assert df.loc["random", "test"] == "bootstrap"
     assert df.loc["random", "p"] == pytest.approx(stats.bootstrap_compare(boot_random, boot_tower).p)
     assert df.loc["random", "p"] < 0.01 and "paired bootstrap over test images" in df.loc["random", "note"]
+    varied = knn("random", 60.0, boot_random)
+    for r in varied:  # a random encoder per seed: the row varies; each resample enters as the seeds' mean
+        r["value"] += r["seed"]
+        r["test_bootstrap"] = {**r["test_bootstrap"], "values": [v + r["seed"] for v in boot_random]}
+    df = build_leaderboard(knn("tower", 63.0, boot_tower) + varied, Board("t", protocol="knn")).set_index("init")
+    shifted = [v + 2 for v in boot_random]
+    assert df.loc["random", "p"] == pytest.approx(stats.bootstrap_compare(shifted, boot_tower).p)
+    assert "their own variance is not in this p" in df.loc["random", "note"]
     drawn_apart = knn("random", 60.0, boot_random)
     for r in drawn_apart:
         r["test_bootstrap"] = {**r["test_bootstrap"], "seed": 1}  # other index sets: nothing to pair
