@@ -24,6 +24,7 @@ TRIVIAL_STYLES = ("--", ":", "-.")
 DPI = 200
 FORMATS = ("png", "pdf", "svg")
 FOOTER_SIZE = 6.0
+RASTER_ABOVE = 200  # a row with more dots is a bitmap inside the PDF and SVG (its axes and text stay vector)
 
 
 def init_color(name: str) -> str:
@@ -95,7 +96,8 @@ def seed_dots(ax, rows: Sequence[Any], positions: Sequence[float], colors_: Mapp
         color = colors_[r.init]
         ci = r.ci if r.ci is not None and math.isfinite(r.ci) else 0.0
         xy = (vals, spread) if horizontal else (spread, vals)
-        ax.scatter(*xy, s=14, color=color, alpha=0.7, edgecolor="none", zorder=3)
+        # thousands of dots drawn one by one as vector shapes make a PDF/SVG slow to write and to open
+        ax.scatter(*xy, s=14, color=color, alpha=0.7, edgecolor="none", zorder=3, rasterized=len(vals) > RASTER_ABOVE)
         kw = dict(fmt="_" if not horizontal else "|", color="black", ecolor="black", capsize=4, markersize=16,
                   elinewidth=1.2, zorder=4, label="mean ± 95% CI" if k == 0 else None)
         if horizontal:
