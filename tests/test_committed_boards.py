@@ -26,6 +26,12 @@ def close(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
 
 
+def resampled(records: list[dict], init: str) -> np.ndarray:
+    """A row's score on each bootstrap resample of the test set: the mean over its records."""
+    boots = [[np.nan if v is None else v for v in r["test_bootstrap"]["values"]] for r in records if r["init"] == init]
+    return np.array(boots, dtype=float).mean(axis=0)
+
+
 @pytest.mark.parametrize("csv", boards(), ids=lambda p: p.stem)
 def test_board_recomputes_from_its_records(csv):
     records_path = csv.with_suffix(".records.jsonl")
@@ -48,7 +54,11 @@ def test_board_recomputes_from_its_records(csv):
         if reference.empty or row["test"] in ("reference", "none"):
             continue
         a, b = by_init[row["init"]], by_init[reference.iloc[0]]
-        if row["test"] == "paired":
+        if row["test"] == "bootstrap":  # the paired bootstrap over test images, from the records' resamples
+            d = resampled(records, row["init"]) - resampled(records, reference.iloc[0])
+            d = d[np.isfinite(d)]
+            p = min(1.0, 2 * (min((d <= 0).sum(), (d >= 0).sum()) + 1) / (len(d) + 1))
+        elif row["test"] == "paired":
             seeds = sorted(a)
             p = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue
         else:

@@ -61,7 +61,8 @@ def ablation(sweep: Sweep, outputs: Outputs) -> list[Path]:
     for t in paper.columns:
         table[f"paper_{t}"] = paper.loc[df["init"], t].to_numpy()
 
-    return common.write_outputs(outputs.boards, name, stamp, table, body, lambda fig: draw(fig, df, paper, column))
+    return common.write_outputs(outputs.boards, name, stamp, table, body, lambda fig: draw(fig, df, paper, column),
+                                records=records)
 
 
 def draw(fig, df: pd.DataFrame, paper: pd.DataFrame, column: str) -> None:

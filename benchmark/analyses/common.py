@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from benchmark.core import registry
 from benchmark.results.board import stamp_line
 from benchmark.results.report import style
-from benchmark.results.store import ResultStore
+from benchmark.results.store import ResultStore, records_jsonl
 from benchmark.sweep.run import console, run
 from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import Task
@@ -73,9 +73,11 @@ def markdown_table(df: pd.DataFrame) -> list[str]:
 
 
 def write_outputs(out_dir: Path, name: str, stamp_: Mapping[str, Any], table: pd.DataFrame, body: list[str],
-                  draw: Callable[[Any], None], extra_csv: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
+                  draw: Callable[[Any], None], extra_csv: Mapping[str, pd.DataFrame] | None = None,
+                  records: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """``<name>.md`` (stamp, ``body`` lines), ``<name>.csv`` (``table``), the figure ``draw(fig)`` as
-    ``<name>.png/.pdf/.svg``, plus ``<name>-<suffix>.csv`` for each ``extra_csv``; every file written atomically."""
+    ``<name>.png/.pdf/.svg``, plus ``<name>-<suffix>.csv`` for each ``extra_csv`` and, given the records behind the
+    table, ``<name>.records.jsonl``; every file written atomically."""
     out = Path(out_dir)
     md = [f"# {name}", ""] + [stamp_line(k, v) for k, v in stamp_.items()] + [""] + body + [""]
     paths = [atomic_write_text(out / f"{name}.md", "\n".join(md))]
@@ -83,6 +85,8 @@ def write_outputs(out_dir: Path, name: str, stamp_: Mapping[str, Any], table: pd
     paths.append(atomic_write_text(out / f"{name}.csv", header + table.to_csv(index=False)))
     for suffix, frame in (extra_csv or {}).items():
         paths.append(atomic_write_text(out / f"{name}-{suffix}.csv", header + frame.to_csv(index=False)))
+    if records:
+        paths.append(atomic_write_text(out / f"{name}.records.jsonl", records_jsonl(records)))
     fig = style.render(draw, footer_line(stamp_))
     paths += style.save(fig, out / f"{name}.png").values()
     console.print("wrote " + ", ".join(str(p) for p in paths))

@@ -21,7 +21,7 @@ from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
 from benchmark.results.board import Board, board_inputs, board_settings, protocol_of, stamp_line
-from benchmark.results.store import public_record
+from benchmark.results.store import records_jsonl
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
 
@@ -423,7 +423,6 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     content hash. A rebuild that changes neither the CSV nor the records keeps the figures
     (``figure_is_current``) and rewrites neither file (a 10,000-record file is ~0.4 s to write)."""
     import hashlib
-    import json
 
     from benchmark.results.report import html, latex
     from benchmark.results.report.style import FORMATS
@@ -434,8 +433,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, name: str, stamp: M
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     texts = {"csv": df[CSV_COLUMNS].to_csv(index=False)}
     if records:
-        rows = sorted(map(public_record, records), key=lambda r: (r["budget"], r["init"], int(r["seed"])))
-        texts["records"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        texts["records"] = records_jsonl(records)
         paths["records"] = out / f"{name}.records.jsonl"
         digest = hashlib.sha256(texts["records"].encode()).hexdigest()[:16]
         stamp = {**stamp, "records": f"{paths['records'].name} (sha256 {digest})"}

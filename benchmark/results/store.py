@@ -102,6 +102,12 @@ def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def records_jsonl(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records behind a board, one public record per line in a stable order (budget, init, seed)."""
+    rows = sorted(map(public_record, records), key=lambda r: (r["budget"], r["init"], int(r["seed"])))
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
 def make_record(**fields: Any) -> dict[str, Any]:
     """A complete record: checks required fields, hashes ``config`` when no config_hash is given,
     and fills versions, created (UTC ISO time) and host. Extra fields (n_train, ...) are kept."""

@@ -1,4 +1,5 @@
 """Analyses: the annotation-cost computation on hand-made curves, and every command end to end (smoke)."""
+import json
 import math
 import sys
 
@@ -86,6 +87,8 @@ def test_every_analysis_end_to_end_smoke(tmp_path, monkeypatch):
     table = _read(tmp_path / "out" / "ablation-synth-fundus-smoke.csv")
     assert set(table["init"]) == {"random", "gen-mask", "tower"}  # imagenet skipped offline, with a note
     assert (table["n"] == 2).all() and table["paper_drive"].notna().all()
+    shipped = [json.loads(line) for line in (tmp_path / "out" / "ablation-synth-fundus-smoke.records.jsonl").open()]
+    assert sorted((r["init"], r["seed"]) for r in shipped) == sorted((i, s) for i in table["init"] for s in (0, 1))
     if "imagenet" not in table["init"].tolist():
         assert "note: imagenet: no results (skipped" in md
 
