@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from benchmark.core import registry
-from benchmark.results.board import stamp_line
+from benchmark.results.board import newest_per_seed, stamp_line
 from benchmark.results.report import style
 from benchmark.results.store import ResultStore, records_jsonl
 from benchmark.sweep.run import console, run
@@ -37,10 +37,10 @@ def gather(sweep: Sweep, outputs: Outputs) -> tuple[list[dict], list[str]]:
     """
     run(sweep, Outputs(outputs.store, None, "", outputs.progress))
     fractions = sweep.label_fractions
-    records = [r for r in ResultStore(outputs.store).records(sweep.task, budget=sweep.budget.name,
-                                                             protocol="finetune")  # the paper's
-               if r["init"] in sweep.methods and float(r["label_fraction"]) in fractions
-               and int(r["seed"]) < sweep.seeds]
+    records = newest_per_seed(r for r in ResultStore(outputs.store).records(sweep.task, budget=sweep.budget.name,
+                                                                            protocol="finetune")  # the paper's
+                              if r["init"] in sweep.methods and float(r["label_fraction"]) in fractions
+                              and int(r["seed"]) < sweep.seeds)
     notes = [f"{init}: no results (skipped: ImageNet weights are not available offline; pass --imagenet-weights)"
              if init == "imagenet" else f"{init}: no results" for init in sweep.methods
              if not any(r["init"] == init for r in records)]

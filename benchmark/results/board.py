@@ -10,10 +10,19 @@ import glob
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from benchmark.core.config import DEFAULT_PROTOCOL
 from zoo.io import package_version, stable_hash
+
+
+def newest_per_seed(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One record per (budget, init, seed), the newest: a rerun under another config (changed code or options)
+    replaces the older record of that seed on a board instead of counting the seed twice."""
+    newest: dict[tuple, Mapping[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r.get("created", "")):
+        newest[(r["budget"], r["init"], int(r["seed"]))] = r
+    return list(newest.values())
 
 
 def protocol_of(record: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ p-value vs TOWER) and written as Markdown + CSV + PNG, each stamped with what pr
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from benchmark.core.names import AA_CONTROL, RANDOM, SUPERVISED, display_name, m
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.results import reference as ref
 from benchmark.results import stats
-from benchmark.results.board import Board, board_inputs, board_settings, protocol_of, stamp_line
+from benchmark.results.board import Board, board_inputs, board_settings, newest_per_seed, protocol_of, stamp_line
 from benchmark.results.store import records_jsonl
 from zoo.health import describe
 from zoo.io import atomic_write_text, package_version, public_path
@@ -138,7 +138,8 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
     board = Board(board) if isinstance(board, str) else board
     task, label_fraction, protocol = board.task, board.label_fraction, board.protocol
     records = list(records)
-    chosen = [r for r in records if board.selects(r)]
+    selected = [r for r in records if board.selects(r)]
+    chosen = newest_per_seed(selected)
     if not chosen:
         have = sorted({(r["task"], float(r["label_fraction"]), r["budget"], protocol_of(r)) for r in records})
         raise ConfigError(f"no results for task {task!r} at label_fraction={label_fraction}"
@@ -150,6 +151,8 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in chosen:
         groups[(r["budget"], r["init"])].append(r)
+    superseded = Counter((r["budget"], r["init"]) for r in selected)
+    superseded.subtract(Counter((r["budget"], r["init"]) for r in chosen))
 
     rows = []
     for bud in sorted({b for b, _ in groups}):
@@ -163,6 +166,8 @@ def build_leaderboard(records: Iterable[Mapping[str, Any]], board: Board | str, 
             summary = stats.summarize(values)
             configs = sorted({r["config_hash"] for r in recs})
             notes = [] if len(configs) == 1 else [f"{len(configs)} configs pooled"]
+            if superseded[(bud, init)]:
+                notes.append(f"{superseded[(bud, init)]} older record(s) of the same seeds (another config) not shown")
             wilcoxon, sd = math.nan, math.nan
             if init == reference:
                 cmp = stats.Comparison(math.nan, "reference")
@@ -511,7 +516,7 @@ def refresh_leaderboard(board: Board, store: str | Path, out: str | Path, *, ref
         tasks = sorted(p.name for p in Path(store).iterdir() if p.is_dir())
         raise ConfigError(f"no results for task {task!r} in {store}; tasks there: {', '.join(tasks) or 'none'}")
     df = build_leaderboard(records, board, reference=reference, holm=holm)
-    used = [r for r in records if board.selects(r)]
+    used = newest_per_seed(r for r in records if board.selects(r))
     data_roots = sorted({Path(r["config"]["data_root"]).name for r in used if r.get("config", {}).get("data_root")})
     if command is None:
         args = [f"--store {public_path(store)}", f"--out {public_path(out)}",

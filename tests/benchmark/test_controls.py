@@ -186,3 +186,11 @@ def test_rows_that_never_vary_are_compared_by_the_test_sets_bootstrap_not_agains
         r["test_bootstrap"] = {**r["test_bootstrap"], "seed": 1}  # other index sets: nothing to pair
     df = build_leaderboard(knn("tower", 63.0, boot_tower) + drawn_apart, Board("t", protocol="knn")).set_index("init")
     assert df.loc["random", "test"] == "none" and math.isnan(df.loc["random", "p"])
+
+
+def test_a_rerun_under_another_config_replaces_its_seeds_instead_of_counting_them_twice():
+    old = [{**record("random", s, 60.0 + s), "config_hash": "old", "created": "2026-01-01"} for s in range(3)]
+    new = [{**record("random", s, 70.0 + s), "config_hash": "new", "created": "2026-02-01"} for s in range(3)]
+    rows = build_leaderboard(new + old, "t", reference="random").set_index("init")
+    assert rows.loc["random", "n"] == 3 and rows.loc["random", "mean"] == pytest.approx(71.0)
+    assert "3 older record(s) of the same seeds (another config) not shown" in rows.loc["random", "note"]
