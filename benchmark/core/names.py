@@ -45,6 +45,7 @@ SHOWN: dict[str, Shown] = {
     "gen-mask": Shown("TOWER gen. (mask)", "Gen, mask only", "#393B79"),
     "gen-both": Shown("TOWER gen. (both)", "Gen, both", "#9467BD"),
     "con-both": Shown("TOWER con. (both)", "Con, both", "#BCBD22"),
+    "tower-blocks": Shown("TOWER (blocks mask)", None, "#8C564B"),
     RANDOM: Shown("random init", "Random", "#7F7F7F"),
     AA_CONTROL: Shown("random init (A/A)", None, "#BDBDBD"),
     IMAGENET: Shown("ImageNet init", "ImageNet", "#0072B2"),
