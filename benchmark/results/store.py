@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from benchmark.core.config import DEFAULT_PROTOCOL
 from zoo.io import atomic_write_text, package_version, public_command, public_paths, stable_hash
@@ -199,30 +199,9 @@ class ResultStore:
     def lock_path(self, key: Key) -> Path:
         return self.path(key).with_name(self.path(key).name + ".lock")
 
-    @contextmanager
-    def claim(self, key: Key, poll_s: float = 1.0, stale_after_s: float = STALE_CLAIM_S) -> Iterator[bool]:
-        """Hold ``key``'s claim while its record is computed; yields whether this caller must compute it.
-
-        The claim is ``<record>.lock``, created atomically (O_CREAT | O_EXCL) with the owner's host, pid
-        and time, and removed on leaving (after the record is written, or on an error). While another
-        live run holds it, this waits, polling, until its record appears (then yields False) or its owner
-        is gone (same host: the pid no longer exists; another host: the claim is older than
-        ``stale_after_s``), and takes the claim over. Yields False as well when the record already exists.
-        """
-        lock = self.lock_path(key)
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        while not _create_lock(lock):
-            if self.has(key):
-                yield False
-                return
-            if _claim_abandoned(lock, stale_after_s):
-                _break_lock(lock, stale_after_s)
-            else:
-                time.sleep(poll_s)
-        try:
-            yield not self.has(key)
-        finally:
-            lock.unlink(missing_ok=True)
+    def claim(self, key: Key, poll_s: float = 1.0, stale_after_s: float = STALE_CLAIM_S):
+        """Hold ``key``'s claim (``<record>.lock``, see ``hold_claim``) while its record is computed."""
+        return hold_claim(self.lock_path(key), lambda: self.has(key), poll_s, stale_after_s)
 
     def to_frame(self, task: str | None = None, **filters: Any):
         """The records as a pandas DataFrame, one row per record, ``FIELDS`` first, then extras."""
@@ -248,6 +227,31 @@ class ResultStore:
 
 
 # ------------------------------------------------------------------------ claims (lock files)
+
+
+@contextmanager
+def hold_claim(lock: Path, done: Callable[[], bool], poll_s: float = 1.0,
+               stale_after_s: float = STALE_CLAIM_S) -> Iterator[bool]:
+    """Hold the claim ``lock`` while what it guards is computed; yields whether this caller must compute it.
+
+    The claim is created atomically (O_CREAT | O_EXCL) with the owner's host, pid and time, and removed on
+    leaving (after the output is written, or on an error). While another live run holds it, this waits, polling,
+    until ``done()`` (then yields False) or its owner is gone (same host: the pid no longer exists; another host:
+    the claim is older than ``stale_after_s``), and takes the claim over. Yields False as well when already done.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while not _create_lock(lock):
+        if done():
+            yield False
+            return
+        if _claim_abandoned(lock, stale_after_s):
+            _break_lock(lock, stale_after_s)
+        else:
+            time.sleep(poll_s)
+    try:
+        yield not done()
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _create_lock(path: Path) -> bool:

@@ -26,7 +26,7 @@ from benchmark.finetuning import supervised
 from benchmark.finetuning.inits import imagenet_weights_reachable
 from benchmark.finetuning.protocols import finetune
 from benchmark.pretraining.loop import CHECKPOINT, EXPORT, default_out, pretrain, resolve
-from benchmark.results.store import ResultStore, key_of
+from benchmark.results.store import ResultStore, hold_claim, key_of
 from benchmark.sweep.spec import Outputs, Sweep
 from benchmark.tasks.base import DataError, Task
 from zoo.io import public_command
@@ -82,12 +82,15 @@ class ExportJob:
         return f"pretrain {self.method} on {self.cfg.task}"
 
     def __call__(self, progress: bool = True) -> Path:
-        if self.done():
-            console.print(f"[dim]{self.method}: reusing pretrained weights {self.export}[/dim]")
-            return self.export
-        registry.remake_own(self.own)
-        task = self.task or registry.make_task(self.cfg.task, self.cfg.data_root, self.image_size)
-        self.train(task, progress)
+        # Two sweeps sharing runs/ that need the same weights: one trains, the other waits for its export
+        # (without the claim both trained into one folder, each overwriting the other's checkpoint and export).
+        with hold_claim(self.out.with_name(self.out.name + ".lock"), self.done) as todo:
+            if not todo:
+                console.print(f"[dim]{self.method}: reusing pretrained weights {self.export}[/dim]")
+                return self.export
+            registry.remake_own(self.own)
+            task = self.task or registry.make_task(self.cfg.task, self.cfg.data_root, self.image_size)
+            self.train(task, progress)
         return self.export
 
     def train(self, task: Task, progress: bool) -> None:

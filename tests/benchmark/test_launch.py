@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from benchmark.sweep.launch import (
     make_launcher,
     parse_gpus,
 )
-from benchmark.sweep.run import FinetuneJob, PretrainJob, plan, run
+from benchmark.sweep.run import ExportJob, FinetuneJob, PretrainJob, plan, run
 from benchmark.sweep.spec import Outputs, Sweep
 from tests.benchmark.test_pretrain import REPO
 
@@ -321,3 +323,43 @@ def test_launcher_choices_fail_in_one_line(args, message):
 
 def test_parse_gpus():
     assert parse_gpus("0,1, 2,3") == [0, 1, 2, 3] and parse_gpus("") == []
+
+
+def test_weights_another_run_is_training_are_waited_for_not_trained_twice(tmp_path):
+    """Two sweeps sharing runs/ need one pretraining: the second waits on the first's claim and reuses its export
+    (before the claim, both trained into one folder). Events order the two threads; nothing depends on timing."""
+    a_training, b_waiting = threading.Event(), threading.Event()
+    trained = []
+
+    @dataclass
+    class Weights(ExportJob):
+        @property
+        def out(self) -> Path:
+            return tmp_path / "pretrain" / "w"
+
+        def done(self) -> bool:
+            if threading.current_thread().name == "b":
+                b_waiting.set()  # b polls while a holds the claim
+            return super().done()
+
+        def train(self, task, progress: bool) -> None:
+            trained.append(threading.current_thread().name)
+            a_training.set()
+            assert b_waiting.wait(30)
+            self.export.mkdir(parents=True)
+            (self.export / "config.json").write_text("{}")
+
+    results = {}
+
+    def call(name):
+        results[name] = Weights("m", None, None, task=object())(progress=False)
+
+    a = threading.Thread(target=call, args=("a",), name="a")
+    a.start()
+    assert a_training.wait(30)
+    b = threading.Thread(target=call, args=("b",), name="b")
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert trained == ["a"] and results == {"a": tmp_path / "pretrain" / "w" / "export", "b": results["a"]}
+    assert not (tmp_path / "pretrain" / "w.lock").exists()
