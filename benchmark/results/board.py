@@ -17,11 +17,11 @@ from zoo.io import package_version, stable_hash
 
 
 def newest_per_seed(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One record per (budget, init, seed), the newest: a rerun under another config (changed code or options)
-    replaces the older record of that seed on a board instead of counting the seed twice."""
+    """One record per (budget, init, label fraction, protocol, seed), the newest: a rerun under another config
+    (changed code or options) replaces the older record of that seed instead of counting the seed twice."""
     newest: dict[tuple, Mapping[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("created", "")):
-        newest[(r["budget"], r["init"], int(r["seed"]))] = r
+        newest[(r["budget"], r["init"], float(r["label_fraction"]), protocol_of(r), int(r["seed"]))] = r
     return list(newest.values())
 
 

@@ -194,3 +194,12 @@ def test_a_rerun_under_another_config_replaces_its_seeds_instead_of_counting_the
     rows = build_leaderboard(new + old, "t", reference="random").set_index("init")
     assert rows.loc["random", "n"] == 3 and rows.loc["random", "mean"] == pytest.approx(71.0)
     assert "3 older record(s) of the same seeds (another config) not shown" in rows.loc["random", "note"]
+
+
+def test_newest_per_seed_keeps_each_label_fraction_and_protocol_apart():
+    from benchmark.results.board import newest_per_seed
+
+    recs = [{**record("random", 0, 60.0), "label_fraction": f, "protocol": p, "created": c}
+            for f in (0.5, 1.0) for p in ("finetune", "knn") for c in ("2026-01-01", "2026-02-01")]
+    kept = newest_per_seed(recs)
+    assert len(kept) == 4 and {r["created"] for r in kept} == {"2026-02-01"}
