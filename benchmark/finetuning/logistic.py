@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -56,10 +57,18 @@ def _scores(model, x: np.ndarray, kind: str, num_outputs: int) -> torch.Tensor:
     return out
 
 
+class LogisticFit(NamedTuple):
+    """The probe's record (test score, what was tried) and its test predictions, for the caller that resamples
+    them (the ``linear`` protocol) and not for the one that does not (the ``pixels`` reference)."""
+
+    record: dict
+    test_pred: torch.Tensor
+
+
 def logistic_probe(train_x: torch.Tensor, train: Split, val_x: torch.Tensor, val: Split, test_x: torch.Tensor,
-                   test: Split, kind: str, num_outputs: int) -> dict:
+                   test: Split, kind: str, num_outputs: int) -> LogisticFit:
     """The test score of the logistic regression whose C scored best on validation, and what was tried."""
-    from benchmark.finetuning.scoring import score, test_bootstrap
+    from benchmark.finetuning.scoring import score
 
     xs = standardise(train_x.float(), val_x.float(), test_x.float())
     y = train.targets.numpy()
@@ -72,9 +81,9 @@ def logistic_probe(train_x: torch.Tensor, train: Split, val_x: torch.Tensor, val
             best = (value, c, model)
     val_best, c, model = best
     test_pred = _scores(model, xs[2], kind, num_outputs)
-    return {"value": score(test_pred, test, kind)["value"], "test_bootstrap": test_bootstrap(test_pred, test, kind),
-            "val_best": val_best, "probe": {"C": c, "grid": tried, "standardised": True},
-            "converged": _iterations(model) < 1000}
+    return LogisticFit({"value": score(test_pred, test, kind)["value"], "val_best": val_best,
+                        "probe": {"C": c, "grid": tried, "standardised": True},
+                        "converged": _iterations(model) < 1000}, test_pred)
 
 
 def pooled_pixels(split: Split, size: int = PIXELS_SIZE) -> torch.Tensor:
@@ -90,4 +99,4 @@ def pixels_reference(train: Split, val: Split, test: Split, kind: str, num_class
         return math.nan
     outputs = num_classes if kind in ("multiclass", "multilabel") else max(num_classes, 2)
     return logistic_probe(pooled_pixels(train), train, pooled_pixels(val), val, pooled_pixels(test), test, kind,
-                          outputs)["value"]
+                          outputs).record["value"]

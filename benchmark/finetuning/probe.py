@@ -115,8 +115,9 @@ def probe(cfg: FinetuneConfig, model: nn.Module, task: Task, train: Split, val: 
                 "test_bootstrap": test_bootstrap(test_pred, test, task.kind),
                 "knn": {"k": min(KNN_K, len(train)), "temperature": KNN_TEMPERATURE}}
     if cfg.probe_revision >= 2:
-        return logistic_probe(feats["train"].cpu(), train, feats["val"].cpu(), val, feats["test"].cpu(), test,
-                              task.kind, model.fc.out_features)
+        fit = logistic_probe(feats["train"].cpu(), train, feats["val"].cpu(), val, feats["test"].cpu(), test,
+                             task.kind, model.fc.out_features)
+        return {**fit.record, "test_bootstrap": test_bootstrap(fit.test_pred, test, task.kind)}
     head = model.fc
     targets = train.targets.to(device)
 

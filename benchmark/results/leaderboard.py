@@ -29,8 +29,6 @@ COLUMNS = ["init", "kind", "budget", "label_fraction", "n", "mean", "std", "ci",
            "stars", "mdd", "paper", "paper_mean", "paper_std", "paper_seeds", "bold", "underline", "converged", "counts",
            "pretrain_runs", "seeds", "values", "configs", "note"]
 CSV_COLUMNS = [c for c in COLUMNS if c not in ("paper", "seeds", "values")]
-# A row counts when every seed beats the best trivial predictor by this many points (% Dice / AUC):
-# within a few points of "call every FOV pixel a vessel" a model has learned the prior, not the task.
 
 
 class Control(NamedTuple):

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         for i, f in enumerate(maps):
             hi = lo + f.shape[1]
             train, val, test = ((f[:, lo:hi], split) for f, split in zip(feats, splits))
-            r = logistic_probe(*train, *val, *test, task.kind, task.num_classes)
+            r = logistic_probe(*train, *val, *test, task.kind, task.num_classes).record
             print(f"| {size} px | {i} | {f.shape[1]} | {f.shape[-2]}x{f.shape[-1]} | {r['value']:.2f} |", flush=True)
             lo = hi
         print(f"| {size} px | pixels (8 x 8, no network) | – | – | "

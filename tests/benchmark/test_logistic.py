@@ -38,11 +38,11 @@ def test_standardise_uses_the_training_statistics_only():
 
 def test_the_probe_learns_a_signal_chooses_c_on_validation_and_scores_chance_on_noise():
     (xt, yt), (xv, yv), (xs, ys) = (features(n, 2.5, s) for n, s in ((200, 0), (100, 1), (200, 2)))
-    got = logistic_probe(xt, split(xt, yt), xv, split(xv, yv), xs, split(xs, ys), "binary", 2)
+    got = logistic_probe(xt, split(xt, yt), xv, split(xv, yv), xs, split(xs, ys), "binary", 2).record
     assert got["value"] > 85 and got["probe"]["C"] in C_GRID and got["converged"]
     assert got["val_best"] == max(t["val"] for t in got["probe"]["grid"]) and len(got["probe"]["grid"]) == len(C_GRID)
     (nt, yt), (nv, yv), (ns, ys) = (features(n, 0.0, s) for n, s in ((200, 3), (100, 4), (400, 5)))
-    noise = logistic_probe(nt, split(nt, yt), nv, split(nv, yv), ns, split(ns, ys), "binary", 2)
+    noise = logistic_probe(nt, split(nt, yt), nv, split(nv, yv), ns, split(ns, ys), "binary", 2).record
     assert 35 < noise["value"] < 65
 
 
@@ -82,6 +82,7 @@ def test_a_linear_record_carries_its_probe_and_the_pixels_reference_and_the_boar
                        progress=False)
         assert rec["probe"]["C"] in C_GRID and 0 <= rec["value"] <= 100 and "curve" not in rec
         assert 0 <= rec["references"]["pixels"] <= 100
+        assert len(rec["test_bootstrap"]["values"]) == 1000 and rec["test_bootstrap"]["n_test"] == rec["n_test"]
         recs.append({**rec, "init": init})
     df = build_leaderboard(recs, Board("retinamnist", protocol="linear"), reference="random")
     ref = df.set_index("init").loc["reference: pixels"]
